@@ -1,0 +1,865 @@
+//! The compiled, immutable policy: who is first-party, which vendor owns a URL,
+//! which vendors a route allows, and [`Policy::decide`] for every construct that
+//! makes a browser load something.
+//!
+//! Built once per rules load by [`Policy::compile`]; shared read-only (`Arc`)
+//! between requests and swapped whole on reload.
+
+pub mod category;
+pub mod host;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use globset::{GlobBuilder, GlobMatcher};
+use regex::RegexSet;
+use url::Url;
+
+use crate::rules::schema::{Mode, Serve};
+use crate::rules::{RuleError, RuleErrors, RuleSources, SourceFile};
+pub use category::{Category, ConsentSet};
+pub use host::{FirstParty, HostPattern};
+
+/// Index of a vendor in [`Policy::vendors`].
+pub type VendorIdx = usize;
+
+/// A vendor as the proxy uses it.
+#[derive(Debug)]
+pub struct Vendor {
+    pub id: String,
+    pub name: String,
+    pub category: Category,
+    pub baa: bool,
+    pub serve: Serve,
+    pub hosts: Vec<HostPattern>,
+    /// `(host, path glob text, matcher)`.
+    pub urls: Vec<(String, String, GlobMatcher)>,
+    /// Upper-case HTTP methods the first-party proxy forwards.
+    pub methods: Vec<String>,
+    pub forward_cookies: Vec<String>,
+    pub query_allow: Vec<String>,
+}
+
+impl Vendor {
+    /// Whether the first-party proxy may forward to `host` for this vendor.
+    pub fn owns_host(&self, host: &str) -> bool {
+        self.hosts.iter().any(|p| p.matches(host)) || self.urls.iter().any(|(h, _, _)| h == host)
+    }
+}
+
+/// One `[[route]]`.
+#[derive(Debug)]
+pub struct Route {
+    pub pattern: String,
+    matcher: GlobMatcher,
+    pub allow: Vec<VendorIdx>,
+    pub mode: Mode,
+}
+
+/// The compiled rules.
+#[derive(Debug)]
+pub struct Policy {
+    /// Short hash of every rule file; `rules_info{version}`.
+    pub version: String,
+    pub site_name: String,
+    pub first_party: Vec<HostPattern>,
+    /// First-party path prefix, without trailing slash (e.g. `/_tw`).
+    pub prefix: String,
+    pub consent_cookie: String,
+    pub consent_default: ConsentSet,
+    pub routes: Vec<Route>,
+    pub vendors: Vec<Vendor>,
+    exact_hosts: HashMap<String, VendorIdx>,
+    /// Longest suffix first.
+    suffix_hosts: Vec<(String, VendorIdx)>,
+    /// host -> (specificity, matcher, vendor), most specific first.
+    url_claims: HashMap<String, Vec<(usize, GlobMatcher, VendorIdx)>>,
+    signatures: RegexSet,
+    signature_vendor: Vec<VendorIdx>,
+}
+
+/// What a page may load, fixed at the start of a request.
+#[derive(Debug, Clone)]
+pub struct PageContext {
+    pub page_url: Url,
+    pub first_party: FirstParty,
+    /// Index into [`Policy::routes`]; `None` when no route matches (nothing allowed).
+    pub route: Option<usize>,
+    pub mode: Mode,
+    pub consent: ConsentSet,
+}
+
+/// The construct through which a page loads something. Closed set: a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Construct {
+    Script,
+    InlineScript,
+    Img,
+    Source,
+    Link,
+    Iframe,
+    Srcdoc,
+    Object,
+    Embed,
+    Media,
+    Track,
+    InputImage,
+    FormAction,
+    Ping,
+    MetaRefresh,
+    Base,
+    Background,
+    SvgHref,
+    StyleAttr,
+    StyleBlock,
+    EventHandler,
+    Noscript,
+}
+
+impl Construct {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Construct::Script => "script",
+            Construct::InlineScript => "inline_script",
+            Construct::Img => "img",
+            Construct::Source => "source",
+            Construct::Link => "link",
+            Construct::Iframe => "iframe",
+            Construct::Srcdoc => "srcdoc",
+            Construct::Object => "object",
+            Construct::Embed => "embed",
+            Construct::Media => "media",
+            Construct::Track => "track",
+            Construct::InputImage => "input_image",
+            Construct::FormAction => "form_action",
+            Construct::Ping => "ping",
+            Construct::MetaRefresh => "meta_refresh",
+            Construct::Base => "base",
+            Construct::Background => "background",
+            Construct::SvgHref => "svg_href",
+            Construct::StyleAttr => "style_attr",
+            Construct::StyleBlock => "style_block",
+            Construct::EventHandler => "event_handler",
+            Construct::Noscript => "noscript",
+        }
+    }
+
+    /// Constructs whose URL is executed as script: `data:`/`blob:` there is code, not data.
+    fn executes(self) -> bool {
+        matches!(
+            self,
+            Construct::Script | Construct::Iframe | Construct::Object | Construct::Embed
+        )
+    }
+}
+
+/// Why something was removed. Closed set: a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// A third party no vendor rule names.
+    Unvetted,
+    /// A named vendor the page's route does not allow.
+    NotAllowedOnRoute,
+    /// An allowed vendor whose category the visitor has not granted.
+    NoConsent,
+    /// An inline script or handler matching a vendor signature that is not allowed.
+    InlineSignature,
+    /// A scheme that can carry code or reach outside HTTP (`javascript:`, `data:` scripts, …).
+    UnsafeUrl,
+    /// A `<base>` pointing off-site.
+    OffsiteBase,
+    /// Content that could not be parsed with certainty (noscript/srcdoc fragments ending mid-tag).
+    Unparseable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unvetted => "unvetted",
+            Reason::NotAllowedOnRoute => "not_allowed_on_route",
+            Reason::NoConsent => "no_consent",
+            Reason::InlineSignature => "inline_signature",
+            Reason::UnsafeUrl => "unsafe_url",
+            Reason::OffsiteBase => "offsite_base",
+            Reason::Unparseable => "unparseable",
+        }
+    }
+}
+
+/// The verdict for one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Leave the URL as it is (first-party, benign scheme, or a `direct` vendor).
+    Keep,
+    /// Replace the URL with this first-party path.
+    FirstParty(String),
+    Remove(Reason),
+}
+
+/// The outcome recorded in a [`Finding`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Kept,
+    FirstParty,
+    Removed(Reason),
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Kept => "kept",
+            Outcome::FirstParty => "first_party",
+            Outcome::Removed(_) => "removed",
+        }
+    }
+}
+
+/// One decision about a third party (first-party loads produce no finding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Rule id, or `None` for an unknown third party.
+    pub vendor: Option<String>,
+    pub category: Option<Category>,
+    pub construct: Construct,
+    pub outcome: Outcome,
+    /// Host of the URL (empty for inline constructs); for `--explain` and the
+    /// inventory, never a metric label.
+    pub host: String,
+}
+
+impl Finding {
+    pub fn vendor_label(&self) -> &str {
+        self.vendor.as_deref().unwrap_or("unknown")
+    }
+
+    /// One JSON object, for `tagwarden rewrite --explain`.
+    pub fn to_json(&self) -> String {
+        let reason = match self.outcome {
+            Outcome::Removed(r) => serde_json::Value::from(r.as_str()),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "vendor": self.vendor_label(),
+            "category": self.category.map(Category::as_str).unwrap_or("unknown"),
+            "construct": self.construct.as_str(),
+            "outcome": self.outcome.as_str(),
+            "reason": reason,
+            "host": self.host,
+        })
+        .to_string()
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.vendor_label(),
+            self.construct.as_str(),
+            self.outcome.as_str(),
+            self.host
+        )
+    }
+}
+
+// === impl Policy: compile ===
+
+impl Policy {
+    /// Validates parsed rule files and builds the policy, or returns every error.
+    pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
+        let mut errors = Vec::new();
+        let site_src = &src.site_source;
+
+        let mut vendors = Vec::new();
+        let mut ids: HashMap<String, (usize, &SourceFile)> = HashMap::new();
+        for (file, v) in &src.vendors {
+            if let Some(vendor) = compile_vendor(file, v, &mut errors) {
+                match ids.get(&vendor.id) {
+                    Some((_, other)) => errors.push(file.error_at(
+                        v.id.span(),
+                        format!(
+                            "id: duplicate vendor id `{}` (also in {})",
+                            vendor.id,
+                            other.path.display()
+                        ),
+                    )),
+                    None => {
+                        ids.insert(vendor.id.clone(), (vendors.len(), file));
+                        vendors.push(vendor);
+                    }
+                }
+            }
+        }
+        check_overlaps(&src.vendors, &vendors, &mut errors);
+
+        let site = &src.site.site;
+        let mut first_party = Vec::new();
+        for (i, h) in site.first_party.iter().enumerate() {
+            match HostPattern::parse(h.get_ref()) {
+                Ok(p) => first_party.push(p),
+                Err(e) => {
+                    errors.push(site_src.error_at(h.span(), format!("site.first_party[{i}]: {e}")))
+                }
+            }
+        }
+        let prefix = site
+            .first_party_prefix
+            .get_ref()
+            .trim_end_matches('/')
+            .to_string();
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains(['?', '#', '*', ' ']) {
+            errors.push(site_src.error_at(
+                site.first_party_prefix.span(),
+                format!(
+                    "site.first_party_prefix: `{}` must be an absolute path such as `/_tw`",
+                    site.first_party_prefix.get_ref()
+                ),
+            ));
+        }
+
+        let mut consent = Vec::new();
+        for (i, c) in src.site.consent.default.iter().enumerate() {
+            match Category::parse(c.get_ref()) {
+                Some(cat) => consent.push(cat),
+                None => errors.push(site_src.error_at(
+                    c.span(),
+                    format!("consent.default[{i}]: unknown category `{}`", c.get_ref()),
+                )),
+            }
+        }
+        let cookie = &src.site.consent.cookie;
+        if cookie.is_empty()
+            || !cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            errors.push(site_src.error(format!(
+                "consent.cookie: `{cookie}` is not a valid cookie name"
+            )));
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in src.site.routes.iter().enumerate() {
+            let matcher = match glob(r.path.get_ref()) {
+                Ok(m) if r.path.get_ref().starts_with('/') => Some(m),
+                Ok(_) => {
+                    errors.push(site_src.error_at(
+                        r.path.span(),
+                        format!(
+                            "route[{i}].path: `{}` must start with `/`",
+                            r.path.get_ref()
+                        ),
+                    ));
+                    None
+                }
+                Err(e) => {
+                    errors.push(
+                        site_src
+                            .error_at(r.path.span(), format!("route[{i}].path: invalid glob: {e}")),
+                    );
+                    None
+                }
+            };
+            let mut allow = Vec::new();
+            for (j, id) in r.allow.iter().enumerate() {
+                match ids.get(id.get_ref()) {
+                    Some((idx, _)) => allow.push(*idx),
+                    None => errors.push(site_src.error_at(
+                        id.span(),
+                        format!(
+                            "route[{i}].allow[{j}]: unknown vendor id `{}`",
+                            id.get_ref()
+                        ),
+                    )),
+                }
+            }
+            if let Some(matcher) = matcher {
+                routes.push(Route {
+                    pattern: r.path.get_ref().clone(),
+                    matcher,
+                    allow,
+                    mode: r.mode.unwrap_or(site.mode),
+                });
+            }
+        }
+        if src.site.routes.is_empty() {
+            errors.push(site_src.error(
+                "route: at least one [[route]] is required (use path = \"/**\" for the whole site)",
+            ));
+        }
+
+        let mut sig_patterns = Vec::new();
+        let mut signature_vendor = Vec::new();
+        for (idx, (file, v)) in src.vendors.iter().enumerate() {
+            for (j, s) in v.inline_signatures.iter().enumerate() {
+                match regex::Regex::new(s.get_ref()) {
+                    Ok(_) => {
+                        if let Some((vidx, _)) = ids.get(v.id.get_ref()) {
+                            sig_patterns.push(s.get_ref().clone());
+                            signature_vendor.push(*vidx);
+                        }
+                    }
+                    Err(e) => errors.push(file.error_at(
+                        s.span(),
+                        format!(
+                            "inline_signatures[{j}]: invalid regex: {}",
+                            e.to_string().lines().last().unwrap_or("")
+                        ),
+                    )),
+                }
+                let _ = idx;
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        let signatures = RegexSet::new(&sig_patterns)
+            .map_err(|e| RuleErrors(vec![site_src.error(format!("inline signatures: {e}"))]))?;
+
+        let mut exact_hosts = HashMap::new();
+        let mut suffix_hosts = Vec::new();
+        let mut url_claims: HashMap<String, Vec<(usize, GlobMatcher, VendorIdx)>> = HashMap::new();
+        for (idx, v) in vendors.iter().enumerate() {
+            for h in &v.hosts {
+                match h {
+                    HostPattern::Exact(h) => {
+                        exact_hosts.insert(h.clone(), idx);
+                    }
+                    HostPattern::Suffix(s) => suffix_hosts.push((s.clone(), idx)),
+                }
+            }
+            for (host, pat, m) in &v.urls {
+                url_claims.entry(host.clone()).or_default().push((
+                    specificity(pat),
+                    m.clone(),
+                    idx,
+                ));
+            }
+        }
+        suffix_hosts.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        for claims in url_claims.values_mut() {
+            claims.sort_by_key(|(s, _, _)| std::cmp::Reverse(*s));
+        }
+
+        Ok(Policy {
+            version: src.version.clone(),
+            site_name: site.name.get_ref().clone(),
+            first_party,
+            prefix,
+            consent_cookie: cookie.clone(),
+            consent_default: ConsentSet::from_categories(consent),
+            routes,
+            vendors,
+            exact_hosts,
+            suffix_hosts,
+            url_claims,
+            signatures,
+            signature_vendor,
+        })
+    }
+}
+
+fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
+}
+
+/// Longer literal text before the first wildcard = more specific.
+fn specificity(pattern: &str) -> usize {
+    pattern
+        .find(['*', '?', '[', '{'])
+        .unwrap_or(pattern.len() + 1)
+}
+
+fn compile_vendor(
+    file: &SourceFile,
+    v: &crate::rules::schema::VendorFile,
+    errors: &mut Vec<RuleError>,
+) -> Option<Vendor> {
+    let before = errors.len();
+    let id = v.id.get_ref();
+    if id.is_empty()
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        errors.push(file.error_at(
+            v.id.span(),
+            format!("id: `{id}` must be lowercase letters, digits and `_`"),
+        ));
+    }
+    let category = Category::parse(v.category.get_ref());
+    if category.is_none() {
+        let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        errors.push(file.error_at(
+            v.category.span(),
+            format!(
+                "category: unknown category `{}` (one of: {})",
+                v.category.get_ref(),
+                all.join(", ")
+            ),
+        ));
+    }
+    let mut hosts = Vec::new();
+    for (i, h) in v.hosts.iter().enumerate() {
+        match HostPattern::parse(h.get_ref()) {
+            Ok(p) => hosts.push(p),
+            Err(e) => errors.push(file.error_at(h.span(), format!("hosts[{i}]: {e}"))),
+        }
+    }
+    let mut urls = Vec::new();
+    for (i, u) in v.urls.iter().enumerate() {
+        let text = u.get_ref();
+        let Some((host, path)) = text.split_once('/') else {
+            errors.push(file.error_at(
+                u.span(),
+                format!("urls[{i}]: `{text}` must be `host/path-glob`"),
+            ));
+            continue;
+        };
+        let host = match HostPattern::parse(host) {
+            Ok(HostPattern::Exact(h)) => h,
+            Ok(HostPattern::Suffix(_)) => {
+                errors.push(file.error_at(
+                    u.span(),
+                    format!("urls[{i}]: `{text}`: url patterns take an exact host"),
+                ));
+                continue;
+            }
+            Err(e) => {
+                errors.push(file.error_at(u.span(), format!("urls[{i}]: {e}")));
+                continue;
+            }
+        };
+        let path = format!("/{path}");
+        match glob(&path) {
+            Ok(m) => urls.push((host, path, m)),
+            Err(e) => errors.push(file.error_at(u.span(), format!("urls[{i}]: invalid glob: {e}"))),
+        }
+    }
+    if hosts.is_empty() && urls.is_empty() && errors.len() == before {
+        errors.push(file.error("hosts: a vendor needs at least one entry in `hosts` or `urls`"));
+    }
+    let mut methods = Vec::new();
+    for (i, m) in v.first_party.methods.iter().enumerate() {
+        let up = m.get_ref().to_ascii_uppercase();
+        if ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&up.as_str()) {
+            methods.push(up);
+        } else {
+            errors.push(file.error_at(
+                m.span(),
+                format!("first_party.methods[{i}]: unknown method `{}`", m.get_ref()),
+            ));
+        }
+    }
+    if methods.is_empty() {
+        methods.push("GET".to_string());
+    }
+    if errors.len() != before {
+        return None;
+    }
+    Some(Vendor {
+        id: id.clone(),
+        name: v.name.clone(),
+        category: category?,
+        baa: v.baa,
+        serve: v.serve,
+        hosts,
+        urls,
+        methods,
+        forward_cookies: v.first_party.forward_cookies.clone(),
+        query_allow: v.first_party.query_allow.clone(),
+    })
+}
+
+/// Two vendors may not claim the same host (or host + path).
+fn check_overlaps(
+    files: &[(SourceFile, crate::rules::schema::VendorFile)],
+    vendors: &[Vendor],
+    errors: &mut Vec<RuleError>,
+) {
+    let find = |id: &str| files.iter().find(|(_, f)| f.id.get_ref() == id);
+    for (a_i, a) in vendors.iter().enumerate() {
+        let Some((a_file, a_raw)) = find(&a.id) else {
+            continue;
+        };
+        for b in vendors.iter().skip(a_i + 1) {
+            let Some((_, b_raw)) = find(&b.id) else {
+                continue;
+            };
+            let _ = b_raw;
+            for (hi, ha) in a.hosts.iter().enumerate() {
+                if let Some(hb) = b.hosts.iter().find(|hb| ha.overlaps(hb)) {
+                    errors.push(a_file.error_at(
+                        a_raw.hosts[hi].span(),
+                        format!(
+                            "hosts[{hi}]: `{ha}` overlaps `{hb}` claimed by vendor `{}`",
+                            b.id
+                        ),
+                    ));
+                }
+                if let Some((h, p, _)) = b.urls.iter().find(|(h, _, _)| ha.matches(h)) {
+                    errors.push(a_file.error_at(
+                        a_raw.hosts[hi].span(),
+                        format!("hosts[{hi}]: `{ha}` claims all of `{h}`, but vendor `{}` claims `{h}{p}`; use `urls` for shared hosts", b.id),
+                    ));
+                }
+            }
+            for (ui, (ha, pa, _)) in a.urls.iter().enumerate() {
+                if let Some(hb) = b.hosts.iter().find(|hb| hb.matches(ha)) {
+                    errors.push(a_file.error_at(
+                        a_raw.urls[ui].span(),
+                        format!(
+                            "urls[{ui}]: `{ha}{pa}` is on a host vendor `{}` claims whole (`{hb}`)",
+                            b.id
+                        ),
+                    ));
+                }
+                if b.urls.iter().any(|(hb, pb, _)| hb == ha && pb == pa) {
+                    errors.push(a_file.error_at(
+                        a_raw.urls[ui].span(),
+                        format!(
+                            "urls[{ui}]: `{ha}{pa}` is also claimed by vendor `{}`",
+                            b.id
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+// === impl Policy: decisions ===
+
+impl Policy {
+    pub fn vendor(&self, idx: VendorIdx) -> &Vendor {
+        &self.vendors[idx]
+    }
+
+    pub fn vendor_by_id(&self, id: &str) -> Option<(VendorIdx, &Vendor)> {
+        self.vendors.iter().enumerate().find(|(_, v)| v.id == id)
+    }
+
+    /// The vendor that owns `host` + `path`, if any.
+    pub fn vendor_for(&self, host: &str, path: &str) -> Option<VendorIdx> {
+        if let Some(claims) = self.url_claims.get(host)
+            && let Some((_, _, idx)) = claims.iter().find(|(_, m, _)| m.is_match(path))
+        {
+            return Some(*idx);
+        }
+        if let Some(idx) = self.exact_hosts.get(host) {
+            return Some(*idx);
+        }
+        self.suffix_hosts
+            .iter()
+            .find(|(s, _)| {
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+            })
+            .map(|(_, idx)| *idx)
+    }
+
+    /// The route for a request path (first match wins).
+    pub fn route_for(&self, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.matcher.is_match(path))
+    }
+
+    /// Fixes what a page may load: first-party hosts, route, mode and consent.
+    pub fn page(&self, page_url: &Url, consent: ConsentSet) -> PageContext {
+        let route = self.route_for(page_url.path());
+        let mode = route.map_or(Mode::Enforce, |r| self.routes[r].mode);
+        PageContext {
+            first_party: FirstParty::new(
+                page_url.host_str().unwrap_or_default(),
+                &self.first_party,
+            ),
+            page_url: page_url.clone(),
+            route,
+            mode,
+            consent,
+        }
+    }
+
+    /// The consent a request carries: the consent cookie's categories, or the default.
+    pub fn consent_from_cookie_header<'a>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'a str>,
+    ) -> ConsentSet {
+        for header in cookie_headers {
+            for pair in header.split(';') {
+                if let Some((name, value)) = pair.trim().split_once('=')
+                    && name.trim() == self.consent_cookie
+                {
+                    let value =
+                        percent_encoding::percent_decode_str(value.trim().trim_matches('"'))
+                            .decode_utf8_lossy();
+                    return ConsentSet::parse_list(&value);
+                }
+            }
+        }
+        self.consent_default
+    }
+
+    fn vendor_allowed(&self, page: &PageContext, idx: VendorIdx) -> Result<(), Reason> {
+        let allowed = page
+            .route
+            .is_some_and(|r| self.routes[r].allow.contains(&idx));
+        if !allowed {
+            return Err(Reason::NotAllowedOnRoute);
+        }
+        if !page.consent.grants(self.vendors[idx].category) {
+            return Err(Reason::NoConsent);
+        }
+        Ok(())
+    }
+
+    /// Decides one absolute URL found in `construct`. First-party URLs produce no finding.
+    pub fn decide(
+        &self,
+        page: &PageContext,
+        construct: Construct,
+        url: &Url,
+    ) -> (Decision, Option<Finding>) {
+        let host = host::normalize_host(url.host_str().unwrap_or_default());
+        match url.scheme() {
+            "http" | "https" => {}
+            "data" | "blob" if !construct.executes() => return (Decision::Keep, None),
+            "about" if url.path() == "blank" || url.path() == "srcdoc" => {
+                return (Decision::Keep, None);
+            }
+            _ => {
+                let finding = Finding {
+                    vendor: None,
+                    category: None,
+                    construct,
+                    outcome: Outcome::Removed(Reason::UnsafeUrl),
+                    host: url.scheme().to_string(),
+                };
+                return (Decision::Remove(Reason::UnsafeUrl), Some(finding));
+            }
+        }
+        if host.is_empty() {
+            let finding = Finding {
+                vendor: None,
+                category: None,
+                construct,
+                outcome: Outcome::Removed(Reason::UnsafeUrl),
+                host,
+            };
+            return (Decision::Remove(Reason::UnsafeUrl), Some(finding));
+        }
+        if page.first_party.contains(&host) {
+            return (Decision::Keep, None);
+        }
+        let Some(idx) = self.vendor_for(&host, url.path()) else {
+            let finding = Finding {
+                vendor: None,
+                category: None,
+                construct,
+                outcome: Outcome::Removed(Reason::Unvetted),
+                host,
+            };
+            return (Decision::Remove(Reason::Unvetted), Some(finding));
+        };
+        let vendor = &self.vendors[idx];
+        let (decision, outcome) = match self.vendor_allowed(page, idx) {
+            Err(reason) => (Decision::Remove(reason), Outcome::Removed(reason)),
+            Ok(()) => match vendor.serve {
+                Serve::Direct => (Decision::Keep, Outcome::Kept),
+                Serve::FirstParty => (
+                    Decision::FirstParty(self.first_party_url(vendor, &host, url)),
+                    Outcome::FirstParty,
+                ),
+            },
+        };
+        let finding = Finding {
+            vendor: Some(vendor.id.clone()),
+            category: Some(vendor.category),
+            construct,
+            outcome,
+            host,
+        };
+        (decision, Some(finding))
+    }
+
+    /// `<prefix>/<vendor>/<host>[:port]/<path>?<query>#<fragment>`.
+    pub fn first_party_url(&self, vendor: &Vendor, host: &str, url: &Url) -> String {
+        let mut out = format!("{}/{}/{}", self.prefix, vendor.id, host);
+        if let Some(port) = url.port() {
+            out.push_str(&format!(":{port}"));
+        }
+        out.push_str(url.path());
+        if let Some(q) = url.query() {
+            out.push('?');
+            out.push_str(q);
+        }
+        if let Some(f) = url.fragment() {
+            out.push('#');
+            out.push_str(f);
+        }
+        out
+    }
+
+    /// Vendors whose inline signatures match `text`, with the decision for each.
+    /// Returns `None` when no signature matches.
+    pub fn decide_inline(
+        &self,
+        page: &PageContext,
+        construct: Construct,
+        text: &str,
+    ) -> Option<(bool, Vec<Finding>)> {
+        if self.signature_vendor.is_empty() {
+            return None;
+        }
+        let matches = self.signatures.matches(text);
+        if !matches.matched_any() {
+            return None;
+        }
+        let mut vendors: Vec<VendorIdx> =
+            matches.iter().map(|i| self.signature_vendor[i]).collect();
+        vendors.sort_unstable();
+        vendors.dedup();
+        let mut keep = true;
+        let findings = vendors
+            .into_iter()
+            .map(|idx| {
+                let v = &self.vendors[idx];
+                let outcome = match self.vendor_allowed(page, idx) {
+                    Ok(()) => Outcome::Kept,
+                    Err(Reason::NotAllowedOnRoute) => Outcome::Removed(Reason::InlineSignature),
+                    Err(r) => Outcome::Removed(r),
+                };
+                if outcome != Outcome::Kept {
+                    keep = false;
+                }
+                Finding {
+                    vendor: Some(v.id.clone()),
+                    category: Some(v.category),
+                    construct,
+                    outcome,
+                    host: String::new(),
+                }
+            })
+            .collect::<Vec<_>>();
+        // One removed vendor removes the whole script: report every vendor as removed.
+        let findings = if keep {
+            findings
+        } else {
+            findings
+                .into_iter()
+                .map(|mut f| {
+                    if f.outcome == Outcome::Kept {
+                        f.outcome = Outcome::Removed(Reason::InlineSignature);
+                    }
+                    f
+                })
+                .collect()
+        };
+        Some((keep, findings))
+    }
+}

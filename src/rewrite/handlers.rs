@@ -1,0 +1,760 @@
+//! The lol_html handlers: one element handler for every start tag (dispatching
+//! on tag and namespace) and one text handler for the elements whose text is
+//! held back for a decision (`script`, `style`, `noscript`).
+
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
+
+use lol_html::html_content::{ContentType, EndTag, TextChunk};
+use lol_html::send::{Element, Settings};
+use lol_html::{HandlerResult, element, text};
+use url::Url;
+
+use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve};
+use super::{Engine, RewriteError, RewriteOptions, css, lock};
+use crate::policy::{Construct, Decision, Finding, Outcome, PageContext, Policy, Reason};
+use crate::rules::schema::Mode;
+
+const SVG_NS: &str = "http://www.w3.org/2000/svg";
+const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
+/// Deepest nesting of fragment rewrites (noscript content, srcdoc documents).
+const MAX_FRAGMENT_DEPTH: u8 = 3;
+
+/// What to take out when a URL is removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnRemove {
+    Attribute,
+    Element,
+}
+
+enum CaptureKind {
+    /// An inline script; its start tag (serialised) is held back with its text.
+    Script {
+        start_tag: String,
+        svg: bool,
+    },
+    Style {
+        svg: bool,
+    },
+    Noscript,
+}
+
+struct Capture {
+    kind: CaptureKind,
+    text: String,
+}
+
+/// Per-document rewriting state shared by the handlers.
+pub(super) struct State {
+    policy: Arc<Policy>,
+    page: PageContext,
+    pub(super) opts: RewriteOptions,
+    enforce: bool,
+    depth: u8,
+    /// Effective document base URL.
+    base: Url,
+    /// A `<base href>` has been kept; later ones are ignored by browsers.
+    base_fixed: bool,
+    pub(super) findings: Vec<Finding>,
+    capture: Option<Capture>,
+    /// Random tag name appended to fragments to prove they end outside any tag.
+    sentinel: Option<String>,
+    sentinel_seen: bool,
+}
+
+impl State {
+    pub(super) fn new(
+        policy: Arc<Policy>,
+        page: PageContext,
+        opts: RewriteOptions,
+        depth: u8,
+    ) -> State {
+        let base = page.page_url.clone();
+        let enforce = page.mode == Mode::Enforce;
+        State {
+            policy,
+            page,
+            opts,
+            enforce,
+            depth,
+            base,
+            base_fixed: false,
+            findings: Vec::new(),
+            capture: None,
+            sentinel: None,
+            sentinel_seen: false,
+        }
+    }
+
+    fn record(&mut self, f: Option<Finding>) {
+        if let Some(f) = f {
+            self.findings.push(f);
+        }
+    }
+
+    /// Decides one raw (undecoded) attribute value. A value no URL parser accepts
+    /// is removed: we cannot prove where a browser would send it.
+    fn decide_raw(&mut self, construct: Construct, raw: &str) -> Decision {
+        let decoded = decode_attr(raw);
+        match resolve(&self.base, &decoded) {
+            Some(url) => {
+                let (d, f) = self.policy.decide(&self.page, construct, &url);
+                self.record(f);
+                d
+            }
+            None => {
+                self.record(Some(Finding {
+                    vendor: None,
+                    category: None,
+                    construct,
+                    outcome: Outcome::Removed(Reason::UnsafeUrl),
+                    host: String::new(),
+                }));
+                Decision::Remove(Reason::UnsafeUrl)
+            }
+        }
+    }
+
+    /// Decides a URL attribute and applies the decision. Returns `true` when the
+    /// element was removed.
+    fn url_attr(
+        &mut self,
+        el: &mut Element<'_, '_>,
+        attr: &str,
+        construct: Construct,
+        on_remove: OnRemove,
+    ) -> bool {
+        let Some(raw) = el.get_attribute(attr) else {
+            return false;
+        };
+        match self.decide_raw(construct, &raw) {
+            Decision::Keep => false,
+            Decision::FirstParty(u) => {
+                if self.enforce {
+                    set_attr(el, attr, &u);
+                }
+                false
+            }
+            Decision::Remove(_) => {
+                if !self.enforce {
+                    return false;
+                }
+                match on_remove {
+                    OnRemove::Attribute => {
+                        el.remove_attribute(attr);
+                        false
+                    }
+                    OnRemove::Element => {
+                        el.remove();
+                        true
+                    }
+                }
+            }
+        }
+    }
+
+    /// Filters a list-valued attribute (`srcset`, `imagesrcset`, `ping`).
+    fn list_attr(
+        &mut self,
+        el: &mut Element<'_, '_>,
+        attr: &str,
+        construct: Construct,
+        srcset: bool,
+    ) {
+        let Some(raw) = el.get_attribute(attr) else {
+            return;
+        };
+        let decoded = decode_attr(&raw).into_owned();
+        let items: Vec<(String, String)> = if srcset {
+            parse_srcset(&decoded)
+                .into_iter()
+                .map(|c| (c.url.to_string(), c.descriptors.to_string()))
+                .collect()
+        } else {
+            decoded
+                .split_ascii_whitespace()
+                .map(|u| (u.to_string(), String::new()))
+                .collect()
+        };
+        let mut kept = Vec::new();
+        let mut changed = false;
+        for (url, desc) in items {
+            // Already decoded: escape `&` so decide_raw's decoding is the identity.
+            match self.decide_raw(construct, &escape_attr(&url)) {
+                Decision::Keep => kept.push((url, desc)),
+                Decision::FirstParty(u) => {
+                    kept.push((u, desc));
+                    changed = true;
+                }
+                Decision::Remove(_) => changed = true,
+            }
+        }
+        if !changed || !self.enforce {
+            return;
+        }
+        if kept.is_empty() {
+            el.remove_attribute(attr);
+            return;
+        }
+        let sep = if srcset { ", " } else { " " };
+        let value = kept
+            .iter()
+            .map(|(u, d)| {
+                if d.is_empty() {
+                    u.clone()
+                } else {
+                    format!("{u} {d}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(sep);
+        set_attr(el, attr, &value);
+    }
+
+    /// Rewrites the URLs in CSS text; `None` when nothing changes.
+    fn rewrite_css(&mut self, css_text: &str, construct: Construct) -> Option<String> {
+        let mut changed = false;
+        let out = css::rewrite(css_text, |url| {
+            match self.decide_raw(construct, &escape_attr(url)) {
+                Decision::Keep => None,
+                Decision::FirstParty(u) => {
+                    changed = true;
+                    Some(u)
+                }
+                Decision::Remove(_) => {
+                    changed = true;
+                    Some("data:,".to_string())
+                }
+            }
+        });
+        if self.enforce && changed { out } else { None }
+    }
+
+    fn on_element(
+        &mut self,
+        el: &mut Element<'_, '_>,
+        shared: &Arc<Mutex<State>>,
+    ) -> HandlerResult {
+        let tag = el.tag_name();
+        if let Some(s) = &self.sentinel
+            && tag == *s
+        {
+            el.remove();
+            self.sentinel_seen = true;
+            return Ok(());
+        }
+        // Any start tag after the sentinel means the fragment did not end where it seemed to.
+        self.sentinel_seen = false;
+        if self.capture.is_some() {
+            return Err(Box::new(RewriteError::NestedCapture));
+        }
+        let ns = el.namespace_uri();
+        let svg = ns == SVG_NS;
+        let html = ns == HTML_NS;
+
+        if self.generic_attributes(el) {
+            return Ok(());
+        }
+
+        if svg {
+            return self.svg_element(el, &tag, shared);
+        }
+        if !html {
+            return Ok(());
+        }
+        match tag.as_str() {
+            "base" => self.base_element(el),
+            "script" => {
+                if el.has_attribute("src") {
+                    self.url_attr(el, "src", Construct::Script, OnRemove::Element);
+                } else {
+                    self.start_capture(
+                        el,
+                        CaptureKind::Script {
+                            start_tag: String::new(),
+                            svg: false,
+                        },
+                        shared,
+                    )?;
+                }
+            }
+            "style" => self.start_capture(el, CaptureKind::Style { svg: false }, shared)?,
+            "noscript" => self.start_capture(el, CaptureKind::Noscript, shared)?,
+            "img" => {
+                if !self.url_attr(el, "src", Construct::Img, OnRemove::Element) {
+                    self.list_attr(el, "srcset", Construct::Img, true);
+                }
+            }
+            "source" => {
+                if !self.url_attr(el, "src", Construct::Source, OnRemove::Element) {
+                    self.list_attr(el, "srcset", Construct::Source, true);
+                }
+            }
+            "link" => {
+                if link_loads(el) && !self.url_attr(el, "href", Construct::Link, OnRemove::Element)
+                {
+                    self.list_attr(el, "imagesrcset", Construct::Link, true);
+                }
+            }
+            "iframe" | "frame" => {
+                if !self.url_attr(el, "src", Construct::Iframe, OnRemove::Element)
+                    && tag == "iframe"
+                {
+                    self.srcdoc(el);
+                }
+            }
+            "object" => {
+                self.url_attr(el, "data", Construct::Object, OnRemove::Attribute);
+                self.url_attr(el, "codebase", Construct::Object, OnRemove::Attribute);
+            }
+            "embed" => {
+                self.url_attr(el, "src", Construct::Embed, OnRemove::Element);
+            }
+            "video" | "audio" => {
+                self.url_attr(el, "src", Construct::Media, OnRemove::Attribute);
+                self.url_attr(el, "poster", Construct::Media, OnRemove::Attribute);
+            }
+            "track" => {
+                self.url_attr(el, "src", Construct::Track, OnRemove::Element);
+            }
+            "input" => {
+                self.url_attr(el, "src", Construct::InputImage, OnRemove::Attribute);
+                self.url_attr(el, "formaction", Construct::FormAction, OnRemove::Attribute);
+            }
+            "button" => {
+                self.url_attr(el, "formaction", Construct::FormAction, OnRemove::Attribute);
+            }
+            "form" => {
+                self.url_attr(el, "action", Construct::FormAction, OnRemove::Attribute);
+            }
+            "a" | "area" => self.list_attr(el, "ping", Construct::Ping, false),
+            "meta" => self.meta_element(el),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Attributes any element may carry: `style`, `background`, `on*` handlers.
+    /// Returns `true` when the element was removed.
+    fn generic_attributes(&mut self, el: &mut Element<'_, '_>) -> bool {
+        let mut style = false;
+        let mut background = false;
+        let mut handlers: Vec<String> = Vec::new();
+        for a in el.attributes() {
+            let name = a.name();
+            match name.as_str() {
+                "style" => style = true,
+                "background" => background = true,
+                n if n.len() > 2 && n.starts_with("on") => handlers.push(name),
+                _ => {}
+            }
+        }
+        if style && let Some(raw) = el.get_attribute("style") {
+            let decoded = decode_attr(&raw).into_owned();
+            if let Some(new) = self.rewrite_css(&decoded, Construct::StyleAttr) {
+                set_attr(el, "style", &new);
+            }
+        }
+        if background {
+            self.url_attr(el, "background", Construct::Background, OnRemove::Attribute);
+        }
+        for name in handlers {
+            let Some(raw) = el.get_attribute(&name) else {
+                continue;
+            };
+            let code = decode_attr(&raw);
+            if let Some((keep, findings)) =
+                self.policy
+                    .decide_inline(&self.page, Construct::EventHandler, &code)
+            {
+                self.findings.extend(findings);
+                if !keep && self.enforce {
+                    el.remove_attribute(&name);
+                }
+            }
+        }
+        false
+    }
+
+    fn svg_element(
+        &mut self,
+        el: &mut Element<'_, '_>,
+        tag: &str,
+        shared: &Arc<Mutex<State>>,
+    ) -> HandlerResult {
+        match tag {
+            "script" => {
+                let has_href = el.has_attribute("href") || el.has_attribute("xlink:href");
+                if has_href {
+                    if !self.url_attr(el, "href", Construct::Script, OnRemove::Element) {
+                        self.url_attr(el, "xlink:href", Construct::Script, OnRemove::Element);
+                    }
+                } else {
+                    self.start_capture(
+                        el,
+                        CaptureKind::Script {
+                            start_tag: String::new(),
+                            svg: true,
+                        },
+                        shared,
+                    )?;
+                }
+            }
+            "style" => self.start_capture(el, CaptureKind::Style { svg: true }, shared)?,
+            // SVG <a> navigates; every other href (image, use, feImage, pattern, …) may fetch.
+            "a" => {}
+            _ => {
+                self.url_attr(el, "href", Construct::SvgHref, OnRemove::Attribute);
+                self.url_attr(el, "xlink:href", Construct::SvgHref, OnRemove::Attribute);
+            }
+        }
+        Ok(())
+    }
+
+    fn base_element(&mut self, el: &mut Element<'_, '_>) {
+        let Some(raw) = el.get_attribute("href") else {
+            return;
+        };
+        let decoded = decode_attr(&raw);
+        let resolved = resolve(&self.page.page_url, &decoded);
+        let first_party = resolved.as_ref().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && self
+                    .page
+                    .first_party
+                    .contains(&crate::policy::host::normalize_host(
+                        u.host_str().unwrap_or_default(),
+                    ))
+        });
+        match first_party {
+            Some(u) => {
+                if !self.base_fixed {
+                    self.base = u.clone();
+                    self.base_fixed = true;
+                }
+            }
+            None => {
+                let host = resolved
+                    .as_ref()
+                    .and_then(|u| u.host_str())
+                    .unwrap_or_default()
+                    .to_string();
+                self.record(Some(Finding {
+                    vendor: None,
+                    category: None,
+                    construct: Construct::Base,
+                    outcome: Outcome::Removed(Reason::OffsiteBase),
+                    host,
+                }));
+                if self.enforce {
+                    el.remove();
+                }
+            }
+        }
+    }
+
+    fn meta_element(&mut self, el: &mut Element<'_, '_>) {
+        let refresh = el
+            .get_attribute("http-equiv")
+            .is_some_and(|v| decode_attr(&v).trim().eq_ignore_ascii_case("refresh"));
+        if !refresh {
+            return;
+        }
+        let Some(content) = el.get_attribute("content") else {
+            return;
+        };
+        let content = decode_attr(&content).into_owned();
+        let Some(target) = meta_refresh_url(&content) else {
+            return;
+        };
+        match self.decide_raw(Construct::MetaRefresh, &escape_attr(target)) {
+            Decision::Keep => {}
+            // A refresh to a vendor, even first-party, is a navigation the rules did not ask for.
+            Decision::FirstParty(_) | Decision::Remove(_) => {
+                if self.enforce {
+                    el.remove();
+                }
+            }
+        }
+    }
+
+    fn srcdoc(&mut self, el: &mut Element<'_, '_>) {
+        let Some(raw) = el.get_attribute("srcdoc") else {
+            return;
+        };
+        let doc = decode_attr(&raw).into_owned();
+        match self.rewrite_fragment(&doc) {
+            Some(clean) => {
+                if self.enforce && clean != doc {
+                    set_attr(el, "srcdoc", &clean);
+                }
+            }
+            None => {
+                self.record(Some(Finding {
+                    vendor: None,
+                    category: None,
+                    construct: Construct::Srcdoc,
+                    outcome: Outcome::Removed(Reason::Unparseable),
+                    host: String::new(),
+                }));
+                if self.enforce {
+                    el.remove_attribute("srcdoc");
+                }
+            }
+        }
+    }
+
+    /// Rewrites an HTML fragment (noscript content, a srcdoc document) with the
+    /// same policy and base. `None` when it cannot be proven to end outside any
+    /// tag, comment or raw-text element, or fails to rewrite.
+    fn rewrite_fragment(&mut self, fragment: &str) -> Option<String> {
+        if self.depth + 1 >= MAX_FRAGMENT_DEPTH {
+            return None;
+        }
+        let sentinel = format!(
+            "tagwarden-end-{:016x}",
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        );
+        let mut state = State::new(
+            self.policy.clone(),
+            self.page.clone(),
+            self.opts,
+            self.depth + 1,
+        );
+        state.base = self.base.clone();
+        state.base_fixed = true;
+        state.enforce = true;
+        state.sentinel = Some(sentinel.clone());
+        let engine = Engine::new(state, lol_html::AsciiCompatibleEncoding::utf_8(), false);
+        let Engine {
+            mut rewriter,
+            out,
+            state,
+        } = engine;
+        let ok = rewriter.write(fragment.as_bytes()).is_ok()
+            && rewriter.write(format!("<{sentinel}>").as_bytes()).is_ok()
+            && rewriter.end().is_ok();
+        let mut inner = lock(&state);
+        self.findings.append(&mut inner.findings);
+        if !ok || !inner.sentinel_seen {
+            return None;
+        }
+        let bytes = std::mem::take(&mut *lock(&out.0));
+        String::from_utf8(bytes).ok()
+    }
+
+    fn start_capture(
+        &mut self,
+        el: &mut Element<'_, '_>,
+        mut kind: CaptureKind,
+        shared: &Arc<Mutex<State>>,
+    ) -> HandlerResult {
+        if let CaptureKind::Script { start_tag, .. } = &mut kind {
+            *start_tag = serialize_start_tag(el);
+            if self.enforce {
+                // Re-emitted with the text once the script is decided.
+                el.start_tag().remove();
+            }
+        }
+        let Some(end_handlers) = el.end_tag_handlers() else {
+            return Ok(());
+        };
+        self.capture = Some(Capture {
+            kind,
+            text: String::new(),
+        });
+        let shared = shared.clone();
+        end_handlers.push(Box::new(move |end: &mut EndTag<'_>| {
+            lock(&shared).end_capture(end)
+        }));
+        Ok(())
+    }
+
+    fn on_text(&mut self, chunk: &mut TextChunk<'_>) -> HandlerResult {
+        let Some(cap) = &mut self.capture else {
+            return Ok(());
+        };
+        if cap.text.len() + chunk.as_str().len() > self.opts.max_inline_bytes {
+            let limit = self.opts.max_inline_bytes;
+            self.capture = None;
+            if self.enforce {
+                return Err(Box::new(RewriteError::InlineTooLarge(limit)));
+            }
+            return Ok(());
+        }
+        cap.text.push_str(chunk.as_str());
+        if self.enforce {
+            chunk.remove();
+        }
+        Ok(())
+    }
+
+    fn end_capture(&mut self, end: &mut EndTag<'_>) -> HandlerResult {
+        let Some(cap) = self.capture.take() else {
+            return Ok(());
+        };
+        match cap.kind {
+            CaptureKind::Script { start_tag, svg } => {
+                // In SVG, script text is parsed with character references decoded.
+                let code: Cow<'_, str> = if svg {
+                    htmlize::unescape(&cap.text)
+                } else {
+                    Cow::Borrowed(&cap.text)
+                };
+                let keep =
+                    match self
+                        .policy
+                        .decide_inline(&self.page, Construct::InlineScript, &code)
+                    {
+                        None => true,
+                        Some((keep, findings)) => {
+                            self.findings.extend(findings);
+                            keep
+                        }
+                    };
+                if self.enforce {
+                    if keep {
+                        end.before(&format!("{start_tag}{}", cap.text), ContentType::Html);
+                    } else {
+                        end.remove();
+                    }
+                }
+            }
+            CaptureKind::Style { svg } => {
+                if !self.enforce {
+                    let _ = self.rewrite_css(&cap.text, Construct::StyleBlock);
+                    return Ok(());
+                }
+                let out = if svg {
+                    let decoded = htmlize::unescape(&cap.text).into_owned();
+                    self.rewrite_css(&decoded, Construct::StyleBlock)
+                        .map(|css| htmlize::escape_text(css).into_owned())
+                } else {
+                    self.rewrite_css(&cap.text, Construct::StyleBlock)
+                };
+                end.before(out.as_deref().unwrap_or(&cap.text), ContentType::Html);
+            }
+            CaptureKind::Noscript => {
+                let clean = self.rewrite_fragment(&cap.text);
+                if clean.is_none() {
+                    self.record(Some(Finding {
+                        vendor: None,
+                        category: None,
+                        construct: Construct::Noscript,
+                        outcome: Outcome::Removed(Reason::Unparseable),
+                        host: String::new(),
+                    }));
+                }
+                if self.enforce
+                    && let Some(clean) = clean
+                {
+                    end.before(&clean, ContentType::Html);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets an attribute to an already-decoded value, replacing every duplicate.
+fn set_attr(el: &mut Element<'_, '_>, name: &str, value: &str) {
+    el.remove_attribute(name);
+    // Names come from our own constants or the document, so they are valid.
+    let _ = el.set_attribute(name, &escape_attr(value));
+}
+
+/// `<tag a="v" …>` from the element's current attributes (values kept raw).
+fn serialize_start_tag(el: &Element<'_, '_>) -> String {
+    let mut s = format!("<{}", el.tag_name_preserve_case());
+    for a in el.attributes() {
+        s.push(' ');
+        s.push_str(&a.name_preserve_case());
+        s.push_str("=\"");
+        s.push_str(&a.value().replace('"', "&quot;"));
+        s.push('"');
+    }
+    s.push('>');
+    s
+}
+
+/// Whether a `<link>` makes the browser fetch or connect: any rel other than
+/// purely navigational/metadata ones does (preconnect and dns-prefetch leak the host).
+fn link_loads(el: &Element<'_, '_>) -> bool {
+    const NAVIGATIONAL: &[&str] = &[
+        "alternate",
+        "author",
+        "bookmark",
+        "canonical",
+        "external",
+        "help",
+        "license",
+        "next",
+        "nofollow",
+        "noopener",
+        "noreferrer",
+        "prev",
+        "search",
+        "shortlink",
+        "tag",
+        "amphtml",
+        "me",
+        "pingback",
+        "edituri",
+        "wlwmanifest",
+        "home",
+        "index",
+        "profile",
+        "privacy-policy",
+        "terms-of-service",
+        "hub",
+        "self",
+        "related",
+        "opener",
+        "payment",
+        "webmention",
+        "openid.server",
+        "openid.delegate",
+        "openid2.provider",
+        "openid2.local_id",
+        "up",
+        "first",
+        "last",
+        "contents",
+        "chapter",
+        "section",
+        "subsection",
+        "appendix",
+        "glossary",
+        "copyright",
+        "start",
+        "top",
+        "archives",
+    ];
+    let Some(rel) = el.get_attribute("rel") else {
+        return false;
+    };
+    let rel = decode_attr(&rel).to_ascii_lowercase();
+    rel.split_ascii_whitespace()
+        .any(|t| !NAVIGATIONAL.contains(&t))
+}
+
+/// Registers the handlers on `settings`.
+pub(super) fn install(
+    settings: Settings<'static, 'static>,
+    state: &Arc<Mutex<State>>,
+) -> Settings<'static, 'static> {
+    let for_elements = state.clone();
+    let for_text = state.clone();
+    settings
+        .append_element_content_handler(element!("*", move |el: &mut Element<'_, '_>| {
+            let shared = for_elements.clone();
+            lock(&for_elements).on_element(el, &shared)
+        }))
+        .append_element_content_handler(text!(
+            "script, style, noscript",
+            move |t: &mut TextChunk<'_>| { lock(&for_text).on_text(t) }
+        ))
+}

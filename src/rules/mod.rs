@@ -1,0 +1,238 @@
+//! Rule files: reading `rules/site.toml` and `rules/vendors/*.toml`, and turning
+//! every mistake into a [`RuleError`] that names file, line, column and key.
+//!
+//! Loading is all-or-nothing: [`load_dir`] returns either a fully validated
+//! [`crate::policy::Policy`] or every error found, so a reload can keep the last
+//! good rules on any mistake.
+
+pub mod schema;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::policy::Policy;
+use schema::{SiteFile, VendorFile};
+
+/// One mistake in a rule file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the mistake is about the file as a whole.
+    pub line: usize,
+    /// 1-based; 0 when the mistake is about the file as a whole.
+    pub column: usize,
+    /// Starts with the key path (`route[1].allow[0]`) where there is one.
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every mistake found in one load; never empty.
+#[derive(Debug, Clone)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+/// A rule file's text, kept so that byte spans can be turned into line and column.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// An error at `span` (a byte range from a [`toml::Spanned`] value).
+    pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> RuleError {
+        let (line, column) = line_col(&self.text, span.start);
+        RuleError {
+            file: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// An error about the file as a whole.
+    pub fn error(&self, message: impl Into<String>) -> RuleError {
+        RuleError {
+            file: self.path.clone(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, RuleError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            // toml's message repeats the location and a source excerpt; keep the first line.
+            let message = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string();
+            let mut err = self.error_at(span.clone(), message);
+            if span == (0..0) {
+                err.line = 1;
+                err.column = 1;
+            }
+            err
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// The parsed (not yet validated) rule files of one directory.
+#[derive(Debug)]
+pub struct RuleSources {
+    pub site_source: SourceFile,
+    pub site: SiteFile,
+    pub vendors: Vec<(SourceFile, VendorFile)>,
+    /// Hash over every file's path and contents: changes whenever any rule changes.
+    pub version: String,
+}
+
+/// Reads and validates `dir/site.toml` and `dir/vendors/*.toml` into a [`Policy`].
+pub fn load_dir(dir: &Path) -> Result<Policy, RuleErrors> {
+    let sources = read_dir(dir)?;
+    Policy::compile(&sources)
+}
+
+/// Reads and parses the files (syntax and unknown keys); semantic checks happen in
+/// [`Policy::compile`].
+pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
+    let mut errors = Vec::new();
+    let site_path = dir.join("site.toml");
+    let mut hasher = Sha256::new();
+
+    let site_source = match read_source(&site_path) {
+        Ok(s) => s,
+        Err(e) => return Err(RuleErrors(vec![e])),
+    };
+    hash_file(&mut hasher, "site.toml", &site_source.text);
+    let site = site_source
+        .parse::<SiteFile>()
+        .map_err(|e| errors.push(e))
+        .ok();
+
+    let vendor_dir = dir.join("vendors");
+    let mut vendor_paths: Vec<PathBuf> = match std::fs::read_dir(&vendor_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => {
+            errors.push(RuleError {
+                file: vendor_dir.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read vendor directory: {e}"),
+            });
+            Vec::new()
+        }
+    };
+    vendor_paths.sort();
+
+    let mut vendors = Vec::new();
+    for path in vendor_paths {
+        let source = match read_source(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        hash_file(&mut hasher, &format!("vendors/{name}"), &source.text);
+        match source.parse::<VendorFile>() {
+            Ok(v) => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if *v.id.get_ref() != stem {
+                    errors.push(source.error_at(
+                        v.id.span(),
+                        format!("id: `{}` must equal the file name `{stem}`", v.id.get_ref()),
+                    ));
+                }
+                vendors.push((source, v));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+
+    match site {
+        Some(site) if errors.is_empty() => {
+            let digest = hasher.finalize();
+            let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            Ok(RuleSources {
+                site_source,
+                site,
+                vendors,
+                version,
+            })
+        }
+        _ => Err(RuleErrors(errors)),
+    }
+}
+
+fn hash_file(hasher: &mut Sha256, name: &str, text: &str) {
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update((text.len() as u64).to_le_bytes());
+    hasher.update(text.as_bytes());
+}
+
+fn read_source(path: &Path) -> Result<SourceFile, RuleError> {
+    std::fs::read_to_string(path)
+        .map(|text| SourceFile {
+            path: path.to_path_buf(),
+            text,
+        })
+        .map_err(|e| RuleError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })
+}

@@ -1,0 +1,155 @@
+//! The rule-file schema: exactly what SREs write in `rules/site.toml` and
+//! `rules/vendors/<id>.toml`. Every struct denies unknown keys so a typo is an
+//! error with a location, never a silently ignored setting.
+//!
+//! These types are the *file* layer only; [`crate::policy::Policy`] is the
+//! validated, compiled form the proxy uses.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// `rules/site.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteFile {
+    pub site: SiteSection,
+    #[serde(default)]
+    pub consent: ConsentSection,
+    /// Ordered routes; the first whose `path` glob matches the request path wins.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteSection>,
+}
+
+/// `[site]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    /// Site name, used in logs and `rules_info`.
+    pub name: Spanned<String>,
+    /// Hosts that are the site itself: exact (`clinic.example`) or suffix
+    /// (`*.clinic.example`). Empty (the default) means the registrable domain
+    /// of the page's host and all its subdomains (public suffix list).
+    #[serde(default)]
+    pub first_party: Vec<Spanned<String>>,
+    /// Path prefix under which allowed vendors are served first-party. Default `/_tw`.
+    #[serde(default = "default_prefix")]
+    pub first_party_prefix: Spanned<String>,
+    /// `enforce` (default) or `report`.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "/_tw".to_string())
+}
+
+/// `enforce` rewrites pages; `report` leaves them unchanged but records every decision.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Report,
+}
+
+/// `[consent]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSection {
+    /// Cookie holding the visitor's granted categories, comma separated. Default `tw_consent`.
+    #[serde(default = "default_cookie")]
+    pub cookie: String,
+    /// Categories granted when the cookie is absent. Default `["essential"]`.
+    #[serde(default = "default_granted")]
+    pub default: Vec<Spanned<String>>,
+}
+
+impl Default for ConsentSection {
+    fn default() -> Self {
+        Self {
+            cookie: default_cookie(),
+            default: default_granted(),
+        }
+    }
+}
+
+fn default_cookie() -> String {
+    "tw_consent".to_string()
+}
+
+fn default_granted() -> Vec<Spanned<String>> {
+    vec![Spanned::new(0..0, "essential".to_string())]
+}
+
+/// `[[route]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Path glob: `*` matches within one segment, `**` across segments.
+    pub path: Spanned<String>,
+    /// Vendor ids allowed on pages under this path.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// Overrides `[site] mode` for this route.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+}
+
+/// `rules/vendors/<id>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorFile {
+    /// Stable identifier: lowercase `[a-z0-9_]`, used in routes, metrics and first-party paths.
+    pub id: Spanned<String>,
+    /// Display name.
+    pub name: String,
+    /// One of the closed set of categories (see [`crate::policy::Category`]).
+    pub category: Spanned<String>,
+    /// Whether the vendor has signed a Business Associate Agreement.
+    #[serde(default)]
+    pub baa: bool,
+    /// Hosts the vendor owns outright: exact (`static.zdassets.com`) or
+    /// suffix (`*.zendesk.com`: strict subdomains only; list the apex separately).
+    #[serde(default)]
+    pub hosts: Vec<Spanned<String>>,
+    /// `host/path-glob` patterns for hosts that serve several vendors
+    /// (e.g. `www.googletagmanager.com/gtm.js`, `www.facebook.com/tr/**`).
+    #[serde(default)]
+    pub urls: Vec<Spanned<String>>,
+    /// Regexes: an inline `<script>` whose text matches any of these loads this vendor.
+    #[serde(default)]
+    pub inline_signatures: Vec<Spanned<String>>,
+    /// How the vendor is served when a route allows it: `first_party` (default) or `direct`.
+    #[serde(default)]
+    pub serve: Serve,
+    /// What the first-party proxy forwards.
+    #[serde(default)]
+    pub first_party: FirstPartySection,
+}
+
+/// How an allowed vendor is loaded.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Serve {
+    /// Rewritten to `<prefix>/<vendor>/<host>/<path>` and proxied server-side.
+    #[default]
+    FirstParty,
+    /// Left pointing at the vendor's host.
+    Direct,
+}
+
+/// `[first_party]` in a vendor file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FirstPartySection {
+    /// HTTP methods forwarded. Default `["GET"]`.
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    /// Cookie names forwarded to the vendor. Default none.
+    #[serde(default)]
+    pub forward_cookies: Vec<String>,
+    /// Query parameter names kept; all others are dropped. PHI patterns are
+    /// redacted in the values that stay.
+    #[serde(default)]
+    pub query_allow: Vec<String>,
+}
