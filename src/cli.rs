@@ -51,19 +51,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { rules }) => check(&rules),
-        Some(Command::Rewrite {
-            rules,
-            url,
-            consent,
-            charset,
-            explain,
-        }) => rewrite(
-            &rules,
-            &url,
-            consent.as_deref(),
-            charset.as_deref(),
-            explain,
-        ),
+        Some(Command::Rewrite { rules, url, consent, charset, explain }) => {
+            rewrite(&rules, &url, consent.as_deref(), charset.as_deref(), explain)
+        }
         None => {
             eprintln!("usage: tagwarden <check|rewrite> --help");
             ExitCode::from(2)
@@ -91,13 +81,7 @@ fn check(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn rewrite(
-    dir: &std::path::Path,
-    url: &str,
-    consent: Option<&str>,
-    charset: Option<&str>,
-    explain: bool,
-) -> ExitCode {
+fn rewrite(dir: &std::path::Path, url: &str, consent: Option<&str>, charset: Option<&str>, explain: bool) -> ExitCode {
     let policy = match rules::load_dir(dir) {
         Ok(p) => Arc::new(p),
         Err(errs) => {

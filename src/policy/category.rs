@@ -83,9 +83,7 @@ impl ConsentSet {
     /// names are ignored, never an error, since the cookie is visitor-controlled.
     pub fn parse_list(value: &str) -> Self {
         Self::from_categories(
-            value
-                .split([',', ' ', '|', '+'])
-                .filter_map(|s| Category::parse(s.trim().to_ascii_lowercase().as_str())),
+            value.split([',', ' ', '|', '+']).filter_map(|s| Category::parse(s.trim().to_ascii_lowercase().as_str())),
         )
     }
 

@@ -17,21 +17,15 @@ impl HostPattern {
             None => (false, s),
         };
         if rest.is_empty() || rest.contains(['*', '/', ':', '@', ' ', '?', '#']) {
-            return Err(format!(
-                "`{s}` is not a host pattern (expected `host` or `*.host`)"
-            ));
+            return Err(format!("`{s}` is not a host pattern (expected `host` or `*.host`)"));
         }
-        let parsed = url::Url::parse(&format!("https://{rest}/"))
-            .map_err(|e| format!("`{s}` is not a valid host: {e}"))?;
+        let parsed =
+            url::Url::parse(&format!("https://{rest}/")).map_err(|e| format!("`{s}` is not a valid host: {e}"))?;
         let host = normalize_host(parsed.host_str().unwrap_or_default());
         if host.is_empty() {
             return Err(format!("`{s}` is not a valid host"));
         }
-        Ok(if wild {
-            HostPattern::Suffix(host)
-        } else {
-            HostPattern::Exact(host)
-        })
+        Ok(if wild { HostPattern::Suffix(host) } else { HostPattern::Exact(host) })
     }
 
     pub fn matches(&self, host: &str) -> bool {
@@ -62,9 +56,7 @@ impl std::fmt::Display for HostPattern {
 }
 
 fn is_strict_subdomain(host: &str, suffix: &str) -> bool {
-    host.len() > suffix.len() + 1
-        && host.ends_with(suffix)
-        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+    host.len() > suffix.len() + 1 && host.ends_with(suffix) && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
 }
 
 /// Lowercases and strips one trailing dot (`evil.example.` is `evil.example`).
@@ -94,16 +86,8 @@ pub struct FirstParty {
 impl FirstParty {
     pub fn new(page_host: &str, patterns: &[HostPattern]) -> Self {
         let page_host = normalize_host(page_host);
-        let registrable = if patterns.is_empty() {
-            registrable_domain(&page_host).map(str::to_string)
-        } else {
-            None
-        };
-        FirstParty {
-            page_host,
-            registrable,
-            patterns: patterns.to_vec(),
-        }
+        let registrable = if patterns.is_empty() { registrable_domain(&page_host).map(str::to_string) } else { None };
+        FirstParty { page_host, registrable, patterns: patterns.to_vec() }
     }
 
     pub fn page_host(&self) -> &str {
@@ -140,10 +124,7 @@ mod tests {
             HostPattern::parse("Static.ZDAssets.com.").unwrap(),
             HostPattern::Exact("static.zdassets.com".into())
         );
-        assert_eq!(
-            HostPattern::parse("bücher.example").unwrap(),
-            HostPattern::Exact("xn--bcher-kva.example".into())
-        );
+        assert_eq!(HostPattern::parse("bücher.example").unwrap(), HostPattern::Exact("xn--bcher-kva.example".into()));
         assert!(HostPattern::parse("a.com/path").is_err());
         assert!(HostPattern::parse("*.").is_err());
     }
@@ -164,18 +145,12 @@ mod tests {
         assert!(fp.contains("nytimes.com"));
         assert!(!fp.contains("nytimes.com.evil.example"));
         let fp = FirstParty::new("user.github.io", &[]);
-        assert!(
-            !fp.contains("other.github.io"),
-            "github.io is a public suffix"
-        );
+        assert!(!fp.contains("other.github.io"), "github.io is a public suffix");
     }
 
     #[test]
     fn first_party_with_named_hosts_excludes_siblings() {
-        let fp = FirstParty::new(
-            "www.clinic.example",
-            &[HostPattern::parse("cdn.clinic.example").unwrap()],
-        );
+        let fp = FirstParty::new("www.clinic.example", &[HostPattern::parse("cdn.clinic.example").unwrap()]);
         assert!(fp.contains("www.clinic.example"));
         assert!(fp.contains("cdn.clinic.example"));
         assert!(!fp.contains("blog.clinic.example"));

@@ -146,10 +146,7 @@ impl Construct {
 
     /// Constructs whose URL is executed as script: `data:`/`blob:` there is code, not data.
     fn executes(self) -> bool {
-        matches!(
-            self,
-            Construct::Script | Construct::Iframe | Construct::Object | Construct::Embed
-        )
+        matches!(self, Construct::Script | Construct::Iframe | Construct::Object | Construct::Embed)
     }
 }
 
@@ -252,14 +249,7 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {} {}",
-            self.vendor_label(),
-            self.construct.as_str(),
-            self.outcome.as_str(),
-            self.host
-        )
+        write!(f, "{} {} {} {}", self.vendor_label(), self.construct.as_str(), self.outcome.as_str(), self.host)
     }
 }
 
@@ -278,11 +268,7 @@ impl Policy {
                 match ids.get(&vendor.id) {
                     Some((_, other)) => errors.push(file.error_at(
                         v.id.span(),
-                        format!(
-                            "id: duplicate vendor id `{}` (also in {})",
-                            vendor.id,
-                            other.path.display()
-                        ),
+                        format!("id: duplicate vendor id `{}` (also in {})", vendor.id, other.path.display()),
                     )),
                     None => {
                         ids.insert(vendor.id.clone(), (vendors.len(), file));
@@ -298,16 +284,10 @@ impl Policy {
         for (i, h) in site.first_party.iter().enumerate() {
             match HostPattern::parse(h.get_ref()) {
                 Ok(p) => first_party.push(p),
-                Err(e) => {
-                    errors.push(site_src.error_at(h.span(), format!("site.first_party[{i}]: {e}")))
-                }
+                Err(e) => errors.push(site_src.error_at(h.span(), format!("site.first_party[{i}]: {e}"))),
             }
         }
-        let prefix = site
-            .first_party_prefix
-            .get_ref()
-            .trim_end_matches('/')
-            .to_string();
+        let prefix = site.first_party_prefix.get_ref().trim_end_matches('/').to_string();
         if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains(['?', '#', '*', ' ']) {
             errors.push(site_src.error_at(
                 site.first_party_prefix.span(),
@@ -322,21 +302,14 @@ impl Policy {
         for (i, c) in src.site.consent.default.iter().enumerate() {
             match Category::parse(c.get_ref()) {
                 Some(cat) => consent.push(cat),
-                None => errors.push(site_src.error_at(
-                    c.span(),
-                    format!("consent.default[{i}]: unknown category `{}`", c.get_ref()),
-                )),
+                None => errors.push(
+                    site_src.error_at(c.span(), format!("consent.default[{i}]: unknown category `{}`", c.get_ref())),
+                ),
             }
         }
         let cookie = &src.site.consent.cookie;
-        if cookie.is_empty()
-            || !cookie
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            errors.push(site_src.error(format!(
-                "consent.cookie: `{cookie}` is not a valid cookie name"
-            )));
+        if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+            errors.push(site_src.error(format!("consent.cookie: `{cookie}` is not a valid cookie name")));
         }
 
         let mut routes = Vec::new();
@@ -346,18 +319,12 @@ impl Policy {
                 Ok(_) => {
                     errors.push(site_src.error_at(
                         r.path.span(),
-                        format!(
-                            "route[{i}].path: `{}` must start with `/`",
-                            r.path.get_ref()
-                        ),
+                        format!("route[{i}].path: `{}` must start with `/`", r.path.get_ref()),
                     ));
                     None
                 }
                 Err(e) => {
-                    errors.push(
-                        site_src
-                            .error_at(r.path.span(), format!("route[{i}].path: invalid glob: {e}")),
-                    );
+                    errors.push(site_src.error_at(r.path.span(), format!("route[{i}].path: invalid glob: {e}")));
                     None
                 }
             };
@@ -365,13 +332,12 @@ impl Policy {
             for (j, id) in r.allow.iter().enumerate() {
                 match ids.get(id.get_ref()) {
                     Some((idx, _)) => allow.push(*idx),
-                    None => errors.push(site_src.error_at(
-                        id.span(),
-                        format!(
-                            "route[{i}].allow[{j}]: unknown vendor id `{}`",
-                            id.get_ref()
-                        ),
-                    )),
+                    None => {
+                        errors.push(site_src.error_at(
+                            id.span(),
+                            format!("route[{i}].allow[{j}]: unknown vendor id `{}`", id.get_ref()),
+                        ))
+                    }
                 }
             }
             if let Some(matcher) = matcher {
@@ -384,9 +350,9 @@ impl Policy {
             }
         }
         if src.site.routes.is_empty() {
-            errors.push(site_src.error(
-                "route: at least one [[route]] is required (use path = \"/**\" for the whole site)",
-            ));
+            errors.push(
+                site_src.error("route: at least one [[route]] is required (use path = \"/**\" for the whole site)"),
+            );
         }
 
         let mut sig_patterns = Vec::new();
@@ -431,11 +397,7 @@ impl Policy {
                 }
             }
             for (host, pat, m) in &v.urls {
-                url_claims.entry(host.clone()).or_default().push((
-                    specificity(pat),
-                    m.clone(),
-                    idx,
-                ));
+                url_claims.entry(host.clone()).or_default().push((specificity(pat), m.clone(), idx));
             }
         }
         suffix_hosts.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
@@ -462,17 +424,12 @@ impl Policy {
 }
 
 fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
-    Ok(GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()?
-        .compile_matcher())
+    Ok(GlobBuilder::new(pattern).literal_separator(true).build()?.compile_matcher())
 }
 
 /// Longer literal text before the first wildcard = more specific.
 fn specificity(pattern: &str) -> usize {
-    pattern
-        .find(['*', '?', '[', '{'])
-        .unwrap_or(pattern.len() + 1)
+    pattern.find(['*', '?', '[', '{']).unwrap_or(pattern.len() + 1)
 }
 
 fn compile_vendor(
@@ -482,26 +439,15 @@ fn compile_vendor(
 ) -> Option<Vendor> {
     let before = errors.len();
     let id = v.id.get_ref();
-    if id.is_empty()
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        errors.push(file.error_at(
-            v.id.span(),
-            format!("id: `{id}` must be lowercase letters, digits and `_`"),
-        ));
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        errors.push(file.error_at(v.id.span(), format!("id: `{id}` must be lowercase letters, digits and `_`")));
     }
     let category = Category::parse(v.category.get_ref());
     if category.is_none() {
         let all: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
         errors.push(file.error_at(
             v.category.span(),
-            format!(
-                "category: unknown category `{}` (one of: {})",
-                v.category.get_ref(),
-                all.join(", ")
-            ),
+            format!("category: unknown category `{}` (one of: {})", v.category.get_ref(), all.join(", ")),
         ));
     }
     let mut hosts = Vec::new();
@@ -515,19 +461,13 @@ fn compile_vendor(
     for (i, u) in v.urls.iter().enumerate() {
         let text = u.get_ref();
         let Some((host, path)) = text.split_once('/') else {
-            errors.push(file.error_at(
-                u.span(),
-                format!("urls[{i}]: `{text}` must be `host/path-glob`"),
-            ));
+            errors.push(file.error_at(u.span(), format!("urls[{i}]: `{text}` must be `host/path-glob`")));
             continue;
         };
         let host = match HostPattern::parse(host) {
             Ok(HostPattern::Exact(h)) => h,
             Ok(HostPattern::Suffix(_)) => {
-                errors.push(file.error_at(
-                    u.span(),
-                    format!("urls[{i}]: `{text}`: url patterns take an exact host"),
-                ));
+                errors.push(file.error_at(u.span(), format!("urls[{i}]: `{text}`: url patterns take an exact host")));
                 continue;
             }
             Err(e) => {
@@ -550,10 +490,7 @@ fn compile_vendor(
         if ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"].contains(&up.as_str()) {
             methods.push(up);
         } else {
-            errors.push(file.error_at(
-                m.span(),
-                format!("first_party.methods[{i}]: unknown method `{}`", m.get_ref()),
-            ));
+            errors.push(file.error_at(m.span(), format!("first_party.methods[{i}]: unknown method `{}`", m.get_ref())));
         }
     }
     if methods.is_empty() {
@@ -596,10 +533,7 @@ fn check_overlaps(
                 if let Some(hb) = b.hosts.iter().find(|hb| ha.overlaps(hb)) {
                     errors.push(a_file.error_at(
                         a_raw.hosts[hi].span(),
-                        format!(
-                            "hosts[{hi}]: `{ha}` overlaps `{hb}` claimed by vendor `{}`",
-                            b.id
-                        ),
+                        format!("hosts[{hi}]: `{ha}` overlaps `{hb}` claimed by vendor `{}`", b.id),
                     ));
                 }
                 if let Some((h, p, _)) = b.urls.iter().find(|(h, _, _)| ha.matches(h)) {
@@ -613,19 +547,13 @@ fn check_overlaps(
                 if let Some(hb) = b.hosts.iter().find(|hb| hb.matches(ha)) {
                     errors.push(a_file.error_at(
                         a_raw.urls[ui].span(),
-                        format!(
-                            "urls[{ui}]: `{ha}{pa}` is on a host vendor `{}` claims whole (`{hb}`)",
-                            b.id
-                        ),
+                        format!("urls[{ui}]: `{ha}{pa}` is on a host vendor `{}` claims whole (`{hb}`)", b.id),
                     ));
                 }
                 if b.urls.iter().any(|(hb, pb, _)| hb == ha && pb == pa) {
                     errors.push(a_file.error_at(
                         a_raw.urls[ui].span(),
-                        format!(
-                            "urls[{ui}]: `{ha}{pa}` is also claimed by vendor `{}`",
-                            b.id
-                        ),
+                        format!("urls[{ui}]: `{ha}{pa}` is also claimed by vendor `{}`", b.id),
                     ));
                 }
             }
@@ -674,10 +602,7 @@ impl Policy {
         let route = self.route_for(page_url.path());
         let mode = route.map_or(Mode::Enforce, |r| self.routes[r].mode);
         PageContext {
-            first_party: FirstParty::new(
-                page_url.host_str().unwrap_or_default(),
-                &self.first_party,
-            ),
+            first_party: FirstParty::new(page_url.host_str().unwrap_or_default(), &self.first_party),
             page_url: page_url.clone(),
             route,
             mode,
@@ -686,18 +611,14 @@ impl Policy {
     }
 
     /// The consent a request carries: the consent cookie's categories, or the default.
-    pub fn consent_from_cookie_header<'a>(
-        &self,
-        cookie_headers: impl Iterator<Item = &'a str>,
-    ) -> ConsentSet {
+    pub fn consent_from_cookie_header<'a>(&self, cookie_headers: impl Iterator<Item = &'a str>) -> ConsentSet {
         for header in cookie_headers {
             for pair in header.split(';') {
                 if let Some((name, value)) = pair.trim().split_once('=')
                     && name.trim() == self.consent_cookie
                 {
                     let value =
-                        percent_encoding::percent_decode_str(value.trim().trim_matches('"'))
-                            .decode_utf8_lossy();
+                        percent_encoding::percent_decode_str(value.trim().trim_matches('"')).decode_utf8_lossy();
                     return ConsentSet::parse_list(&value);
                 }
             }
@@ -706,9 +627,7 @@ impl Policy {
     }
 
     fn vendor_allowed(&self, page: &PageContext, idx: VendorIdx) -> Result<(), Reason> {
-        let allowed = page
-            .route
-            .is_some_and(|r| self.routes[r].allow.contains(&idx));
+        let allowed = page.route.is_some_and(|r| self.routes[r].allow.contains(&idx));
         if !allowed {
             return Err(Reason::NotAllowedOnRoute);
         }
@@ -719,12 +638,7 @@ impl Policy {
     }
 
     /// Decides one absolute URL found in `construct`. First-party URLs produce no finding.
-    pub fn decide(
-        &self,
-        page: &PageContext,
-        construct: Construct,
-        url: &Url,
-    ) -> (Decision, Option<Finding>) {
+    pub fn decide(&self, page: &PageContext, construct: Construct, url: &Url) -> (Decision, Option<Finding>) {
         let host = host::normalize_host(url.host_str().unwrap_or_default());
         match url.scheme() {
             "http" | "https" => {}
@@ -744,26 +658,16 @@ impl Policy {
             }
         }
         if host.is_empty() {
-            let finding = Finding {
-                vendor: None,
-                category: None,
-                construct,
-                outcome: Outcome::Removed(Reason::UnsafeUrl),
-                host,
-            };
+            let finding =
+                Finding { vendor: None, category: None, construct, outcome: Outcome::Removed(Reason::UnsafeUrl), host };
             return (Decision::Remove(Reason::UnsafeUrl), Some(finding));
         }
         if page.first_party.contains(&host) {
             return (Decision::Keep, None);
         }
         let Some(idx) = self.vendor_for(&host, url.path()) else {
-            let finding = Finding {
-                vendor: None,
-                category: None,
-                construct,
-                outcome: Outcome::Removed(Reason::Unvetted),
-                host,
-            };
+            let finding =
+                Finding { vendor: None, category: None, construct, outcome: Outcome::Removed(Reason::Unvetted), host };
             return (Decision::Remove(Reason::Unvetted), Some(finding));
         };
         let vendor = &self.vendors[idx];
@@ -771,19 +675,13 @@ impl Policy {
             Err(reason) => (Decision::Remove(reason), Outcome::Removed(reason)),
             Ok(()) => match vendor.serve {
                 Serve::Direct => (Decision::Keep, Outcome::Kept),
-                Serve::FirstParty => (
-                    Decision::FirstParty(self.first_party_url(vendor, &host, url)),
-                    Outcome::FirstParty,
-                ),
+                Serve::FirstParty => {
+                    (Decision::FirstParty(self.first_party_url(vendor, &host, url)), Outcome::FirstParty)
+                }
             },
         };
-        let finding = Finding {
-            vendor: Some(vendor.id.clone()),
-            category: Some(vendor.category),
-            construct,
-            outcome,
-            host,
-        };
+        let finding =
+            Finding { vendor: Some(vendor.id.clone()), category: Some(vendor.category), construct, outcome, host };
         (decision, Some(finding))
     }
 
@@ -807,12 +705,7 @@ impl Policy {
 
     /// Vendors whose inline signatures match `text`, with the decision for each.
     /// Returns `None` when no signature matches.
-    pub fn decide_inline(
-        &self,
-        page: &PageContext,
-        construct: Construct,
-        text: &str,
-    ) -> Option<(bool, Vec<Finding>)> {
+    pub fn decide_inline(&self, page: &PageContext, construct: Construct, text: &str) -> Option<(bool, Vec<Finding>)> {
         if self.signature_vendor.is_empty() {
             return None;
         }
@@ -820,8 +713,7 @@ impl Policy {
         if !matches.matched_any() {
             return None;
         }
-        let mut vendors: Vec<VendorIdx> =
-            matches.iter().map(|i| self.signature_vendor[i]).collect();
+        let mut vendors: Vec<VendorIdx> = matches.iter().map(|i| self.signature_vendor[i]).collect();
         vendors.sort_unstable();
         vendors.dedup();
         let mut keep = true;

@@ -20,15 +20,7 @@ pub struct CssUrl {
 
 /// Every URL reference in `css`, in order.
 pub fn find_urls(css: &str) -> Vec<CssUrl> {
-    Scanner {
-        s: css,
-        b: css.as_bytes(),
-        i: 0,
-        out: Vec::new(),
-        funcs: Vec::new(),
-        after_import: false,
-    }
-    .run()
+    Scanner { s: css, b: css.as_bytes(), i: 0, out: Vec::new(), funcs: Vec::new(), after_import: false }.run()
 }
 
 /// Replaces each URL for which `replace` returns `Some(new_url)`; returns `None`
@@ -98,8 +90,7 @@ impl Scanner<'_> {
     }
 
     fn valid_escape(&self, at: usize) -> bool {
-        self.b.get(at) == Some(&b'\\')
-            && !matches!(self.b.get(at + 1), None | Some(b'\n' | b'\r' | b'\x0c'))
+        self.b.get(at) == Some(&b'\\') && !matches!(self.b.get(at + 1), None | Some(b'\n' | b'\r' | b'\x0c'))
     }
 
     fn starts_ident(&self, at: usize) -> bool {
@@ -174,13 +165,7 @@ impl Scanner<'_> {
                 Some(b'\\') => match self.b.get(self.i + 1) {
                     None => self.i += 1,
                     Some(b'\n' | b'\x0c') => self.i += 2,
-                    Some(b'\r') => {
-                        self.i += if self.b.get(self.i + 2) == Some(&b'\n') {
-                            3
-                        } else {
-                            2
-                        }
-                    }
+                    Some(b'\r') => self.i += if self.b.get(self.i + 2) == Some(&b'\n') { 3 } else { 2 },
                     Some(_) => {
                         self.i += 1;
                         out.push(self.escape());
@@ -247,10 +232,7 @@ impl Scanner<'_> {
     }
 
     fn in_url_string_function(&self) -> bool {
-        matches!(
-            self.funcs.last().map(String::as_str),
-            Some("image-set" | "-webkit-image-set" | "src")
-        )
+        matches!(self.funcs.last().map(String::as_str), Some("image-set" | "-webkit-image-set" | "src"))
     }
 
     fn run(mut self) -> Vec<CssUrl> {
@@ -258,9 +240,7 @@ impl Scanner<'_> {
             let start = self.i;
             let b = self.b[self.i];
             if b == b'/' && self.b.get(self.i + 1) == Some(&b'*') {
-                self.i = self.s[self.i + 2..]
-                    .find("*/")
-                    .map_or(self.b.len(), |e| self.i + 2 + e + 2);
+                self.i = self.s[self.i + 2..].find("*/").map_or(self.b.len(), |e| self.i + 2 + e + 2);
                 continue;
             }
             if is_ws(b) {
@@ -273,11 +253,7 @@ impl Scanner<'_> {
                 if let Some(url) = s
                     && (self.after_import || self.in_url_string_function())
                 {
-                    self.out.push(CssUrl {
-                        range: start..self.i,
-                        url,
-                        is_string: true,
-                    });
+                    self.out.push(CssUrl { range: start..self.i, url, is_string: true });
                 }
                 self.after_import = false;
                 continue;
@@ -305,19 +281,11 @@ impl Scanner<'_> {
                                     self.i += 1;
                                 }
                                 self.i = (self.i + 1).min(self.b.len());
-                                self.out.push(CssUrl {
-                                    range: start..self.i,
-                                    url,
-                                    is_string: false,
-                                });
+                                self.out.push(CssUrl { range: start..self.i, url, is_string: false });
                             }
                             _ => {
                                 let (url, _ok) = self.url_token();
-                                self.out.push(CssUrl {
-                                    range: start..self.i,
-                                    url,
-                                    is_string: false,
-                                });
+                                self.out.push(CssUrl { range: start..self.i, url, is_string: false });
                             }
                         }
                     } else if name == "src" {
@@ -329,11 +297,7 @@ impl Scanner<'_> {
                                 self.i += 1;
                             }
                             self.i = (self.i + 1).min(self.b.len());
-                            self.out.push(CssUrl {
-                                range: start..self.i,
-                                url,
-                                is_string: false,
-                            });
+                            self.out.push(CssUrl { range: start..self.i, url, is_string: false });
                         } else {
                             self.funcs.push(name);
                         }
@@ -372,63 +336,30 @@ mod tests {
 
     #[test]
     fn plain_and_quoted_url_tokens() {
-        assert_eq!(
-            urls("a{background:url(https://e.example/a.png)}"),
-            ["https://e.example/a.png"]
-        );
-        assert_eq!(
-            urls("a{background:url( 'https://e.example/b' )}"),
-            ["https://e.example/b"]
-        );
+        assert_eq!(urls("a{background:url(https://e.example/a.png)}"), ["https://e.example/a.png"]);
+        assert_eq!(urls("a{background:url( 'https://e.example/b' )}"), ["https://e.example/b"]);
         assert_eq!(urls("a{background:URL(\"x.png\")}"), ["x.png"]);
     }
 
     #[test]
     fn escaped_function_names_are_urls() {
-        assert_eq!(
-            urls("a{background:u\\72l(https://e.example/1)}"),
-            ["https://e.example/1"]
-        );
-        assert_eq!(
-            urls("a{background:\\75 rl(https://e.example/2)}"),
-            ["https://e.example/2"]
-        );
-        assert_eq!(
-            urls("a{background:\\55 \\52 \\4c (https://e.example/3)}"),
-            ["https://e.example/3"]
-        );
+        assert_eq!(urls("a{background:u\\72l(https://e.example/1)}"), ["https://e.example/1"]);
+        assert_eq!(urls("a{background:\\75 rl(https://e.example/2)}"), ["https://e.example/2"]);
+        assert_eq!(urls("a{background:\\55 \\52 \\4c (https://e.example/3)}"), ["https://e.example/3"]);
     }
 
     #[test]
     fn escapes_inside_urls_are_decoded() {
-        assert_eq!(
-            urls("a{b:url(https\\3a //e.example/x)}"),
-            ["https://e.example/x"]
-        );
-        assert_eq!(
-            urls("a{b:url('ht\\74 ps://e.example/y')}"),
-            ["https://e.example/y"]
-        );
+        assert_eq!(urls("a{b:url(https\\3a //e.example/x)}"), ["https://e.example/x"]);
+        assert_eq!(urls("a{b:url('ht\\74 ps://e.example/y')}"), ["https://e.example/y"]);
     }
 
     #[test]
     fn import_forms() {
-        assert_eq!(
-            urls("@import 'https://e.example/a.css';"),
-            ["https://e.example/a.css"]
-        );
-        assert_eq!(
-            urls("@IMPORT url(https://e.example/b.css) screen;"),
-            ["https://e.example/b.css"]
-        );
-        assert_eq!(
-            urls("@import /* c */ \"https://e.example/c.css\";"),
-            ["https://e.example/c.css"]
-        );
-        assert_eq!(
-            urls("a{content:'https://not-a-load.example'}"),
-            Vec::<String>::new()
-        );
+        assert_eq!(urls("@import 'https://e.example/a.css';"), ["https://e.example/a.css"]);
+        assert_eq!(urls("@IMPORT url(https://e.example/b.css) screen;"), ["https://e.example/b.css"]);
+        assert_eq!(urls("@import /* c */ \"https://e.example/c.css\";"), ["https://e.example/c.css"]);
+        assert_eq!(urls("a{content:'https://not-a-load.example'}"), Vec::<String>::new());
     }
 
     #[test]
@@ -438,29 +369,19 @@ mod tests {
             ["https://e.example/1x.png", "/2x.png"]
         );
         assert_eq!(urls("a{b:-webkit-image-set(\"h.png\" 1x)}"), ["h.png"]);
-        assert_eq!(
-            urls("@font-face{src:src('https://e.example/f.woff2')}"),
-            ["https://e.example/f.woff2"]
-        );
+        assert_eq!(urls("@font-face{src:src('https://e.example/f.woff2')}"), ["https://e.example/f.woff2"]);
     }
 
     #[test]
     fn comments_hide_urls() {
-        assert_eq!(
-            urls("/* url(https://e.example/x) */ a{}"),
-            Vec::<String>::new()
-        );
+        assert_eq!(urls("/* url(https://e.example/x) */ a{}"), Vec::<String>::new());
     }
 
     #[test]
     fn rewrite_replaces_whole_tokens() {
-        let css =
-            "a{background:u\\72l(https://e.example/1) red} @import 'https://e.example/x.css';";
+        let css = "a{background:u\\72l(https://e.example/1) red} @import 'https://e.example/x.css';";
         let out = rewrite(css, |_| Some("data:,".to_string())).unwrap();
-        assert_eq!(
-            out,
-            "a{background:url(\"data:,\") red} @import url(\"data:,\");"
-        );
+        assert_eq!(out, "a{background:url(\"data:,\") red} @import url(\"data:,\");");
         assert!(rewrite("a{color:red}", |_| Some(String::new())).is_none());
     }
 }

@@ -33,6 +33,8 @@ enum CaptureKind {
     Script {
         start_tag: String,
         svg: bool,
+        /// `type=speculationrules`: JSON listing URLs to prefetch, not code.
+        speculation: bool,
     },
     Style {
         svg: bool,
@@ -41,6 +43,7 @@ enum CaptureKind {
 }
 
 struct Capture {
+    id: u64,
     kind: CaptureKind,
     text: String,
 }
@@ -58,18 +61,17 @@ pub(super) struct State {
     base_fixed: bool,
     pub(super) findings: Vec<Finding>,
     capture: Option<Capture>,
+    next_capture_id: u64,
+    /// Captures given up because an element started inside them (foreign content):
+    /// their end tags are removed too.
+    abandoned: Vec<u64>,
     /// Random tag name appended to fragments to prove they end outside any tag.
     sentinel: Option<String>,
     sentinel_seen: bool,
 }
 
 impl State {
-    pub(super) fn new(
-        policy: Arc<Policy>,
-        page: PageContext,
-        opts: RewriteOptions,
-        depth: u8,
-    ) -> State {
+    pub(super) fn new(policy: Arc<Policy>, page: PageContext, opts: RewriteOptions, depth: u8) -> State {
         let base = page.page_url.clone();
         let enforce = page.mode == Mode::Enforce;
         State {
@@ -82,6 +84,8 @@ impl State {
             base_fixed: false,
             findings: Vec::new(),
             capture: None,
+            next_capture_id: 0,
+            abandoned: Vec::new(),
             sentinel: None,
             sentinel_seen: false,
         }
@@ -118,13 +122,7 @@ impl State {
 
     /// Decides a URL attribute and applies the decision. Returns `true` when the
     /// element was removed.
-    fn url_attr(
-        &mut self,
-        el: &mut Element<'_, '_>,
-        attr: &str,
-        construct: Construct,
-        on_remove: OnRemove,
-    ) -> bool {
+    fn url_attr(&mut self, el: &mut Element<'_, '_>, attr: &str, construct: Construct, on_remove: OnRemove) -> bool {
         let Some(raw) = el.get_attribute(attr) else {
             return false;
         };
@@ -155,27 +153,15 @@ impl State {
     }
 
     /// Filters a list-valued attribute (`srcset`, `imagesrcset`, `ping`).
-    fn list_attr(
-        &mut self,
-        el: &mut Element<'_, '_>,
-        attr: &str,
-        construct: Construct,
-        srcset: bool,
-    ) {
+    fn list_attr(&mut self, el: &mut Element<'_, '_>, attr: &str, construct: Construct, srcset: bool) {
         let Some(raw) = el.get_attribute(attr) else {
             return;
         };
         let decoded = decode_attr(&raw).into_owned();
         let items: Vec<(String, String)> = if srcset {
-            parse_srcset(&decoded)
-                .into_iter()
-                .map(|c| (c.url.to_string(), c.descriptors.to_string()))
-                .collect()
+            parse_srcset(&decoded).into_iter().map(|c| (c.url.to_string(), c.descriptors.to_string())).collect()
         } else {
-            decoded
-                .split_ascii_whitespace()
-                .map(|u| (u.to_string(), String::new()))
-                .collect()
+            decoded.split_ascii_whitespace().map(|u| (u.to_string(), String::new())).collect()
         };
         let mut kept = Vec::new();
         let mut changed = false;
@@ -200,13 +186,7 @@ impl State {
         let sep = if srcset { ", " } else { " " };
         let value = kept
             .iter()
-            .map(|(u, d)| {
-                if d.is_empty() {
-                    u.clone()
-                } else {
-                    format!("{u} {d}")
-                }
-            })
+            .map(|(u, d)| if d.is_empty() { u.clone() } else { format!("{u} {d}") })
             .collect::<Vec<_>>()
             .join(sep);
         set_attr(el, attr, &value);
@@ -215,27 +195,21 @@ impl State {
     /// Rewrites the URLs in CSS text; `None` when nothing changes.
     fn rewrite_css(&mut self, css_text: &str, construct: Construct) -> Option<String> {
         let mut changed = false;
-        let out = css::rewrite(css_text, |url| {
-            match self.decide_raw(construct, &escape_attr(url)) {
-                Decision::Keep => None,
-                Decision::FirstParty(u) => {
-                    changed = true;
-                    Some(u)
-                }
-                Decision::Remove(_) => {
-                    changed = true;
-                    Some("data:,".to_string())
-                }
+        let out = css::rewrite(css_text, |url| match self.decide_raw(construct, &escape_attr(url)) {
+            Decision::Keep => None,
+            Decision::FirstParty(u) => {
+                changed = true;
+                Some(u)
+            }
+            Decision::Remove(_) => {
+                changed = true;
+                Some("data:,".to_string())
             }
         });
         if self.enforce && changed { out } else { None }
     }
 
-    fn on_element(
-        &mut self,
-        el: &mut Element<'_, '_>,
-        shared: &Arc<Mutex<State>>,
-    ) -> HandlerResult {
+    fn on_element(&mut self, el: &mut Element<'_, '_>, shared: &Arc<Mutex<State>>) -> HandlerResult {
         let tag = el.tag_name();
         if let Some(s) = &self.sentinel
             && tag == *s
@@ -246,8 +220,18 @@ impl State {
         }
         // Any start tag after the sentinel means the fragment did not end where it seemed to.
         self.sentinel_seen = false;
-        if self.capture.is_some() {
-            return Err(Box::new(RewriteError::NestedCapture));
+        if let Some(cap) = self.capture.take() {
+            // Only SVG/MathML script and style can hold elements. Give the capture up:
+            // its start tag and text so far are already out of the output, so the
+            // script or style is dropped, and what follows is rewritten as usual.
+            self.abandoned.push(cap.id);
+            self.record(Some(Finding {
+                vendor: None,
+                category: None,
+                construct: Construct::InlineScript,
+                outcome: Outcome::Removed(Reason::Unparseable),
+                host: String::new(),
+            }));
         }
         let ns = el.namespace_uri();
         let svg = ns == SVG_NS;
@@ -257,10 +241,19 @@ impl State {
             return Ok(());
         }
 
+        // Where lol_html's view of foreign content may differ from a browser's
+        // (breakouts from <svg>/<math>), URL attributes are checked under both
+        // namespaces' rules: checking too much only removes third parties.
         if svg {
-            return self.svg_element(el, &tag, shared);
+            self.svg_element(el, &tag, shared)?;
+            if matches!(tag.as_str(), "script" | "style") || el.removed() {
+                return Ok(());
+            }
+        } else if matches!(tag.as_str(), "image" | "use" | "feimage") {
+            self.url_attr(el, "href", Construct::SvgHref, OnRemove::Attribute);
+            self.url_attr(el, "xlink:href", Construct::SvgHref, OnRemove::Attribute);
         }
-        if !html {
+        if !html && matches!(tag.as_str(), "script" | "style" | "noscript") {
             return Ok(());
         }
         match tag.as_str() {
@@ -274,6 +267,7 @@ impl State {
                         CaptureKind::Script {
                             start_tag: String::new(),
                             svg: false,
+                            speculation: is_speculation_rules(el),
                         },
                         shared,
                     )?;
@@ -281,7 +275,7 @@ impl State {
             }
             "style" => self.start_capture(el, CaptureKind::Style { svg: false }, shared)?,
             "noscript" => self.start_capture(el, CaptureKind::Noscript, shared)?,
-            "img" => {
+            "img" | "image" => {
                 if !self.url_attr(el, "src", Construct::Img, OnRemove::Element) {
                     self.list_attr(el, "srcset", Construct::Img, true);
                 }
@@ -292,15 +286,12 @@ impl State {
                 }
             }
             "link" => {
-                if link_loads(el) && !self.url_attr(el, "href", Construct::Link, OnRemove::Element)
-                {
+                if link_loads(el) && !self.url_attr(el, "href", Construct::Link, OnRemove::Element) {
                     self.list_attr(el, "imagesrcset", Construct::Link, true);
                 }
             }
             "iframe" | "frame" => {
-                if !self.url_attr(el, "src", Construct::Iframe, OnRemove::Element)
-                    && tag == "iframe"
-                {
+                if !self.url_attr(el, "src", Construct::Iframe, OnRemove::Element) && tag == "iframe" {
                     self.srcdoc(el);
                 }
             }
@@ -330,6 +321,9 @@ impl State {
             }
             "a" | "area" => self.list_attr(el, "ping", Construct::Ping, false),
             "meta" => self.meta_element(el),
+            "html" => {
+                self.url_attr(el, "manifest", Construct::Link, OnRemove::Attribute);
+            }
             _ => {}
         }
         Ok(())
@@ -364,10 +358,7 @@ impl State {
                 continue;
             };
             let code = decode_attr(&raw);
-            if let Some((keep, findings)) =
-                self.policy
-                    .decide_inline(&self.page, Construct::EventHandler, &code)
-            {
+            if let Some((keep, findings)) = self.policy.decide_inline(&self.page, Construct::EventHandler, &code) {
                 self.findings.extend(findings);
                 if !keep && self.enforce {
                     el.remove_attribute(&name);
@@ -377,12 +368,23 @@ impl State {
         false
     }
 
-    fn svg_element(
-        &mut self,
-        el: &mut Element<'_, '_>,
-        tag: &str,
-        shared: &Arc<Mutex<State>>,
-    ) -> HandlerResult {
+    fn svg_element(&mut self, el: &mut Element<'_, '_>, tag: &str, shared: &Arc<Mutex<State>>) -> HandlerResult {
+        // Presentation attributes (fill, stroke, filter, mask, clip-path, marker-*, …)
+        // take CSS values, so `url()` in any of them may fetch.
+        let css_attrs: Vec<String> = el
+            .attributes()
+            .iter()
+            .filter(|a| a.value().contains('('))
+            .map(|a| a.name())
+            .filter(|n| n != "style")
+            .collect();
+        for name in css_attrs {
+            let Some(raw) = el.get_attribute(&name) else { continue };
+            let decoded = decode_attr(&raw).into_owned();
+            if let Some(new) = self.rewrite_css(&decoded, Construct::SvgHref) {
+                set_attr(el, &name, &new);
+            }
+        }
         match tag {
             "script" => {
                 let has_href = el.has_attribute("href") || el.has_attribute("xlink:href");
@@ -393,10 +395,7 @@ impl State {
                 } else {
                     self.start_capture(
                         el,
-                        CaptureKind::Script {
-                            start_tag: String::new(),
-                            svg: true,
-                        },
+                        CaptureKind::Script { start_tag: String::new(), svg: true, speculation: false },
                         shared,
                     )?;
                 }
@@ -404,12 +403,83 @@ impl State {
             "style" => self.start_capture(el, CaptureKind::Style { svg: true }, shared)?,
             // SVG <a> navigates; every other href (image, use, feImage, pattern, …) may fetch.
             "a" => {}
+            "set" | "animate" | "animatetransform" | "animatemotion" | "discard" if animates_href(el) => {
+                // The animated values become an href at run time.
+                for attr in ["to", "from", "by"] {
+                    if self.url_attr(el, attr, Construct::SvgHref, OnRemove::Element) {
+                        return Ok(());
+                    }
+                }
+                if let Some(values) = el.get_attribute("values") {
+                    let decoded = decode_attr(&values).into_owned();
+                    let all_kept = decoded.split(';').map(str::trim).filter(|v| !v.is_empty()).fold(true, |ok, v| {
+                        let d = self.decide_raw(Construct::SvgHref, &escape_attr(v));
+                        ok && d == Decision::Keep
+                    });
+                    if !all_kept && self.enforce {
+                        el.remove();
+                    }
+                }
+            }
             _ => {
                 self.url_attr(el, "href", Construct::SvgHref, OnRemove::Attribute);
                 self.url_attr(el, "xlink:href", Construct::SvgHref, OnRemove::Attribute);
             }
         }
         Ok(())
+    }
+
+    /// `<script type=speculationrules>` makes the browser prefetch or prerender the
+    /// URLs it lists, or links matching document rules. Kept only when it parses,
+    /// has no document rules, and every listed URL is first-party.
+    fn speculation_rules_first_party(&mut self, json: &str) -> bool {
+        fn collect<'a>(v: &'a serde_json::Value, urls: &mut Vec<&'a str>, document_rules: &mut bool) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, v) in m {
+                        match (k.as_str(), v) {
+                            ("where", _) => *document_rules = true,
+                            ("urls", serde_json::Value::Array(list)) => {
+                                urls.extend(list.iter().filter_map(|u| u.as_str()))
+                            }
+                            _ => collect(v, urls, document_rules),
+                        }
+                    }
+                }
+                serde_json::Value::Array(list) => list.iter().for_each(|v| collect(v, urls, document_rules)),
+                _ => {}
+            }
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+            self.record(Some(Finding {
+                vendor: None,
+                category: None,
+                construct: Construct::InlineScript,
+                outcome: Outcome::Removed(Reason::Unparseable),
+                host: String::new(),
+            }));
+            return false;
+        };
+        let mut urls = Vec::new();
+        let mut document_rules = false;
+        collect(&value, &mut urls, &mut document_rules);
+        if document_rules {
+            self.record(Some(Finding {
+                vendor: None,
+                category: None,
+                construct: Construct::InlineScript,
+                outcome: Outcome::Removed(Reason::UnsafeUrl),
+                host: String::new(),
+            }));
+            return false;
+        }
+        let mut keep = true;
+        for u in urls {
+            if self.decide_raw(Construct::InlineScript, &escape_attr(u)) != Decision::Keep {
+                keep = false;
+            }
+        }
+        keep
     }
 
     fn base_element(&mut self, el: &mut Element<'_, '_>) {
@@ -423,9 +493,7 @@ impl State {
                 && self
                     .page
                     .first_party
-                    .contains(&crate::policy::host::normalize_host(
-                        u.host_str().unwrap_or_default(),
-                    ))
+                    .contains(&crate::policy::host::normalize_host(u.host_str().unwrap_or_default()))
         });
         match first_party {
             Some(u) => {
@@ -435,11 +503,7 @@ impl State {
                 }
             }
             None => {
-                let host = resolved
-                    .as_ref()
-                    .and_then(|u| u.host_str())
-                    .unwrap_or_default()
-                    .to_string();
+                let host = resolved.as_ref().and_then(|u| u.host_str()).unwrap_or_default().to_string();
                 self.record(Some(Finding {
                     vendor: None,
                     category: None,
@@ -455,9 +519,8 @@ impl State {
     }
 
     fn meta_element(&mut self, el: &mut Element<'_, '_>) {
-        let refresh = el
-            .get_attribute("http-equiv")
-            .is_some_and(|v| decode_attr(&v).trim().eq_ignore_ascii_case("refresh"));
+        let refresh =
+            el.get_attribute("http-equiv").is_some_and(|v| decode_attr(&v).trim().eq_ignore_ascii_case("refresh"));
         if !refresh {
             return;
         }
@@ -512,28 +575,15 @@ impl State {
         if self.depth + 1 >= MAX_FRAGMENT_DEPTH {
             return None;
         }
-        let sentinel = format!(
-            "tagwarden-end-{:016x}",
-            std::collections::hash_map::RandomState::new()
-                .build_hasher()
-                .finish()
-        );
-        let mut state = State::new(
-            self.policy.clone(),
-            self.page.clone(),
-            self.opts,
-            self.depth + 1,
-        );
+        let sentinel =
+            format!("tagwarden-end-{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish());
+        let mut state = State::new(self.policy.clone(), self.page.clone(), self.opts, self.depth + 1);
         state.base = self.base.clone();
         state.base_fixed = true;
         state.enforce = true;
         state.sentinel = Some(sentinel.clone());
         let engine = Engine::new(state, lol_html::AsciiCompatibleEncoding::utf_8(), false);
-        let Engine {
-            mut rewriter,
-            out,
-            state,
-        } = engine;
+        let Engine { mut rewriter, out, state } = engine;
         let ok = rewriter.write(fragment.as_bytes()).is_ok()
             && rewriter.write(format!("<{sentinel}>").as_bytes()).is_ok()
             && rewriter.end().is_ok();
@@ -562,14 +612,11 @@ impl State {
         let Some(end_handlers) = el.end_tag_handlers() else {
             return Ok(());
         };
-        self.capture = Some(Capture {
-            kind,
-            text: String::new(),
-        });
+        let id = self.next_capture_id;
+        self.next_capture_id += 1;
+        self.capture = Some(Capture { id, kind, text: String::new() });
         let shared = shared.clone();
-        end_handlers.push(Box::new(move |end: &mut EndTag<'_>| {
-            lock(&shared).end_capture(end)
-        }));
+        end_handlers.push(Box::new(move |end: &mut EndTag<'_>| lock(&shared).end_capture(id, end)));
         Ok(())
     }
 
@@ -592,29 +639,32 @@ impl State {
         Ok(())
     }
 
-    fn end_capture(&mut self, end: &mut EndTag<'_>) -> HandlerResult {
-        let Some(cap) = self.capture.take() else {
+    fn end_capture(&mut self, id: u64, end: &mut EndTag<'_>) -> HandlerResult {
+        if let Some(pos) = self.abandoned.iter().position(|a| *a == id) {
+            self.abandoned.swap_remove(pos);
+            if self.enforce {
+                end.remove();
+            }
+            return Ok(());
+        }
+        let Some(cap) = self.capture.take_if(|c| c.id == id) else {
             return Ok(());
         };
         match cap.kind {
-            CaptureKind::Script { start_tag, svg } => {
+            CaptureKind::Script { start_tag, svg, speculation } => {
                 // In SVG, script text is parsed with character references decoded.
-                let code: Cow<'_, str> = if svg {
-                    htmlize::unescape(&cap.text)
+                let code: Cow<'_, str> = if svg { htmlize::unescape(&cap.text) } else { Cow::Borrowed(&cap.text) };
+                let keep = if speculation {
+                    self.speculation_rules_first_party(&code)
                 } else {
-                    Cow::Borrowed(&cap.text)
-                };
-                let keep =
-                    match self
-                        .policy
-                        .decide_inline(&self.page, Construct::InlineScript, &code)
-                    {
+                    match self.policy.decide_inline(&self.page, Construct::InlineScript, &code) {
                         None => true,
                         Some((keep, findings)) => {
                             self.findings.extend(findings);
                             keep
                         }
-                    };
+                    }
+                };
                 if self.enforce {
                     if keep {
                         end.before(&format!("{start_tag}{}", cap.text), ContentType::Html);
@@ -630,8 +680,7 @@ impl State {
                 }
                 let out = if svg {
                     let decoded = htmlize::unescape(&cap.text).into_owned();
-                    self.rewrite_css(&decoded, Construct::StyleBlock)
-                        .map(|css| htmlize::escape_text(css).into_owned())
+                    self.rewrite_css(&decoded, Construct::StyleBlock).map(|css| htmlize::escape_text(css).into_owned())
                 } else {
                     self.rewrite_css(&cap.text, Construct::StyleBlock)
                 };
@@ -678,6 +727,16 @@ fn serialize_start_tag(el: &Element<'_, '_>) -> String {
     }
     s.push('>');
     s
+}
+
+/// `<script type=speculationrules>`.
+fn is_speculation_rules(el: &Element<'_, '_>) -> bool {
+    el.get_attribute("type").is_some_and(|t| decode_attr(&t).trim().eq_ignore_ascii_case("speculationrules"))
+}
+
+/// An SVG animation element whose target attribute is `href` / `xlink:href`.
+fn animates_href(el: &Element<'_, '_>) -> bool {
+    el.get_attribute("attributename").is_some_and(|n| decode_attr(&n).trim().to_ascii_lowercase().ends_with("href"))
 }
 
 /// Whether a `<link>` makes the browser fetch or connect: any rel other than
@@ -737,15 +796,11 @@ fn link_loads(el: &Element<'_, '_>) -> bool {
         return false;
     };
     let rel = decode_attr(&rel).to_ascii_lowercase();
-    rel.split_ascii_whitespace()
-        .any(|t| !NAVIGATIONAL.contains(&t))
+    rel.split_ascii_whitespace().any(|t| !NAVIGATIONAL.contains(&t))
 }
 
 /// Registers the handlers on `settings`.
-pub(super) fn install(
-    settings: Settings<'static, 'static>,
-    state: &Arc<Mutex<State>>,
-) -> Settings<'static, 'static> {
+pub(super) fn install(settings: Settings<'static, 'static>, state: &Arc<Mutex<State>>) -> Settings<'static, 'static> {
     let for_elements = state.clone();
     let for_text = state.clone();
     settings
@@ -753,8 +808,7 @@ pub(super) fn install(
             let shared = for_elements.clone();
             lock(&for_elements).on_element(el, &shared)
         }))
-        .append_element_content_handler(text!(
-            "script, style, noscript",
-            move |t: &mut TextChunk<'_>| { lock(&for_text).on_text(t) }
-        ))
+        .append_element_content_handler(text!("script, style, noscript", move |t: &mut TextChunk<'_>| {
+            lock(&for_text).on_text(t)
+        }))
 }

@@ -40,10 +40,7 @@ pub struct RewriteOptions {
 
 impl Default for RewriteOptions {
     fn default() -> Self {
-        RewriteOptions {
-            max_memory_bytes: 4 << 20,
-            max_inline_bytes: 1 << 20,
-        }
+        RewriteOptions { max_memory_bytes: 4 << 20, max_inline_bytes: 1 << 20 }
     }
 }
 
@@ -131,11 +128,7 @@ impl Engine {
         let settings = handlers::install(settings, &state);
         let out = Sink::default();
         let rewriter = HtmlRewriter::new(settings, out.clone());
-        Engine {
-            rewriter,
-            out,
-            state,
-        }
+        Engine { rewriter, out, state }
     }
 
     fn take_output(&self) -> Vec<u8> {
@@ -170,9 +163,7 @@ pub struct HtmlStream {
 
 impl std::fmt::Debug for HtmlStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HtmlStream")
-            .field("mode", &self.page.mode)
-            .finish_non_exhaustive()
+        f.debug_struct("HtmlStream").field("mode", &self.page.mode).finish_non_exhaustive()
     }
 }
 
@@ -240,11 +231,7 @@ impl HtmlStream {
     }
 
     /// Applies the mode: in report mode the output is the input and errors only stop analysis.
-    fn settle(
-        &mut self,
-        result: Result<Vec<u8>, RewriteError>,
-        input: &[u8],
-    ) -> Result<Vec<u8>, RewriteError> {
+    fn settle(&mut self, result: Result<Vec<u8>, RewriteError>, input: &[u8]) -> Result<Vec<u8>, RewriteError> {
         if self.enforce() {
             if result.is_err() {
                 self.phase = Phase::Failed;
@@ -271,10 +258,7 @@ impl HtmlStream {
                 self.start(&buf)
             }
             Phase::Running(engine) => {
-                engine
-                    .rewriter
-                    .write(chunk)
-                    .map_err(RewriteError::from_lol)?;
+                engine.rewriter.write(chunk).map_err(RewriteError::from_lol)?;
                 Ok(engine.take_output())
             }
             Phase::Done | Phase::Failed => {
@@ -295,11 +279,7 @@ impl HtmlStream {
         }
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Running(engine) => {
-                let Engine {
-                    rewriter,
-                    out: sink,
-                    state,
-                } = engine;
+                let Engine { rewriter, out: sink, state } = engine;
                 rewriter.end().map_err(RewriteError::from_lol)?;
                 out.extend(std::mem::take(&mut *lock(&sink.0)));
                 self.findings.append(&mut lock(&state).findings);
@@ -321,14 +301,10 @@ impl HtmlStream {
                 None => (encoding_rs::UTF_8, true),
             },
         };
-        let ascii = AsciiCompatibleEncoding::new(encoding)
-            .ok_or(RewriteError::UnsupportedEncoding(encoding.name()))?;
+        let ascii = AsciiCompatibleEncoding::new(encoding).ok_or(RewriteError::UnsupportedEncoding(encoding.name()))?;
         let state = State::new(self.policy.clone(), self.page.clone(), self.opts, 0);
         let mut engine = Engine::new(state, ascii, adjust);
-        engine
-            .rewriter
-            .write(first)
-            .map_err(RewriteError::from_lol)?;
+        engine.rewriter.write(first).map_err(RewriteError::from_lol)?;
         let out = engine.take_output();
         self.phase = Phase::Running(engine);
         Ok(out)
@@ -354,12 +330,7 @@ pub fn rewrite_chunked(
     charset: Option<&str>,
     sizes: &[usize],
 ) -> Result<(Vec<u8>, Vec<Finding>), RewriteError> {
-    let mut stream = HtmlStream::new(
-        policy.clone(),
-        page.clone(),
-        RewriteOptions::default(),
-        charset,
-    )?;
+    let mut stream = HtmlStream::new(policy.clone(), page.clone(), RewriteOptions::default(), charset)?;
     let mut out = Vec::with_capacity(input.len());
     let mut rest = input;
     let mut i = 0;

@@ -12,21 +12,13 @@ use url::Url;
 /// attribute value (legacy entities without `;` are not decoded before `=` or
 /// an alphanumeric).
 pub fn decode_attr(raw: &str) -> Cow<'_, str> {
-    if raw.contains('&') {
-        htmlize::unescape_attribute(raw)
-    } else {
-        Cow::Borrowed(raw)
-    }
+    if raw.contains('&') { htmlize::unescape_attribute(raw) } else { Cow::Borrowed(raw) }
 }
 
 /// Escapes a value for `Element::set_attribute`, which escapes `"` itself but
 /// not `&` (so a query string `a=1&copy=2` would otherwise be read back as `©`).
 pub fn escape_attr(value: &str) -> Cow<'_, str> {
-    if value.contains('&') {
-        Cow::Owned(value.replace('&', "&amp;"))
-    } else {
-        Cow::Borrowed(value)
-    }
+    if value.contains('&') { Cow::Owned(value.replace('&', "&amp;")) } else { Cow::Borrowed(value) }
 }
 
 /// Resolves a decoded attribute value against `base`. `None` where a browser
@@ -129,11 +121,7 @@ mod tests {
     }
 
     fn host_of(raw: &str) -> String {
-        resolve(&page(), &decode_attr(raw))
-            .unwrap()
-            .host_str()
-            .unwrap()
-            .to_string()
+        resolve(&page(), &decode_attr(raw)).unwrap().host_str().unwrap().to_string()
     }
 
     #[test]
@@ -158,49 +146,30 @@ mod tests {
         assert_eq!(host_of("/\\evil.example/x.js"), "evil.example");
         assert_eq!(host_of("HTTPS://EVIL.Example/"), "evil.example");
         assert_eq!(host_of("//evil.example/x"), "evil.example");
-        assert_eq!(
-            host_of("https://clinic.example@evil.example/"),
-            "evil.example"
-        );
+        assert_eq!(host_of("https://clinic.example@evil.example/"), "evil.example");
         assert_eq!(host_of("https://ｅｖｉｌ.example/"), "evil.example");
     }
 
     #[test]
     fn srcset_candidates_split_like_the_spec() {
-        let c =
-            parse_srcset(" /a.png 1x, https://evil.example/b,c.png 2x,/d.png,, /e.png (x, y) 3x");
+        let c = parse_srcset(" /a.png 1x, https://evil.example/b,c.png 2x,/d.png,, /e.png (x, y) 3x");
         let urls: Vec<&str> = c.iter().map(|c| c.url).collect();
-        assert_eq!(
-            urls,
-            ["/a.png", "https://evil.example/b,c.png", "/d.png", "/e.png"]
-        );
+        assert_eq!(urls, ["/a.png", "https://evil.example/b,c.png", "/d.png", "/e.png"]);
         assert_eq!(c[0].descriptors, "1x");
         assert_eq!(c[3].descriptors, "(x, y) 3x");
     }
 
     #[test]
     fn meta_refresh_url_forms() {
-        assert_eq!(
-            meta_refresh_url("0;url=https://evil.example/"),
-            Some("https://evil.example/")
-        );
-        assert_eq!(
-            meta_refresh_url("0; URL = 'https://evil.example/x' "),
-            Some("https://evil.example/x")
-        );
-        assert_eq!(
-            meta_refresh_url("5, https://evil.example/"),
-            Some("https://evil.example/")
-        );
+        assert_eq!(meta_refresh_url("0;url=https://evil.example/"), Some("https://evil.example/"));
+        assert_eq!(meta_refresh_url("0; URL = 'https://evil.example/x' "), Some("https://evil.example/x"));
+        assert_eq!(meta_refresh_url("5, https://evil.example/"), Some("https://evil.example/"));
         assert_eq!(meta_refresh_url("30"), None);
         assert_eq!(meta_refresh_url("1.5;url=\"/ok\""), Some("/ok"));
     }
 
     #[test]
     fn ampersands_are_escaped_for_attributes() {
-        assert_eq!(
-            escape_attr("/_tw/z/h/p?a=1&copy=2"),
-            "/_tw/z/h/p?a=1&amp;copy=2"
-        );
+        assert_eq!(escape_attr("/_tw/z/h/p?a=1&copy=2"), "/_tw/z/h/p?a=1&amp;copy=2");
     }
 }

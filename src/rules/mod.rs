@@ -30,14 +30,7 @@ pub struct RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
     }
 }
 
@@ -70,34 +63,19 @@ impl SourceFile {
     /// An error at `span` (a byte range from a [`toml::Spanned`] value).
     pub fn error_at(&self, span: Range<usize>, message: impl Into<String>) -> RuleError {
         let (line, column) = line_col(&self.text, span.start);
-        RuleError {
-            file: self.path.clone(),
-            line,
-            column,
-            message: message.into(),
-        }
+        RuleError { file: self.path.clone(), line, column, message: message.into() }
     }
 
     /// An error about the file as a whole.
     pub fn error(&self, message: impl Into<String>) -> RuleError {
-        RuleError {
-            file: self.path.clone(),
-            line: 0,
-            column: 0,
-            message: message.into(),
-        }
+        RuleError { file: self.path.clone(), line: 0, column: 0, message: message.into() }
     }
 
     fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, RuleError> {
         toml::from_str(&self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             // toml's message repeats the location and a source excerpt; keep the first line.
-            let message = e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .to_string();
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
             let mut err = self.error_at(span.clone(), message);
             if span == (0..0) {
                 err.line = 1;
@@ -146,10 +124,7 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
         Err(e) => return Err(RuleErrors(vec![e])),
     };
     hash_file(&mut hasher, "site.toml", &site_source.text);
-    let site = site_source
-        .parse::<SiteFile>()
-        .map_err(|e| errors.push(e))
-        .ok();
+    let site = site_source.parse::<SiteFile>().map_err(|e| errors.push(e)).ok();
 
     let vendor_dir = dir.join("vendors");
     let mut vendor_paths: Vec<PathBuf> = match std::fs::read_dir(&vendor_dir) {
@@ -178,22 +153,18 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
                 continue;
             }
         };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         hash_file(&mut hasher, &format!("vendors/{name}"), &source.text);
         match source.parse::<VendorFile>() {
             Ok(v) => {
-                let stem = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 if *v.id.get_ref() != stem {
-                    errors.push(source.error_at(
-                        v.id.span(),
-                        format!("id: `{}` must equal the file name `{stem}`", v.id.get_ref()),
-                    ));
+                    errors.push(
+                        source.error_at(
+                            v.id.span(),
+                            format!("id: `{}` must equal the file name `{stem}`", v.id.get_ref()),
+                        ),
+                    );
                 }
                 vendors.push((source, v));
             }
@@ -205,12 +176,7 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
         Some(site) if errors.is_empty() => {
             let digest = hasher.finalize();
             let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-            Ok(RuleSources {
-                site_source,
-                site,
-                vendors,
-                version,
-            })
+            Ok(RuleSources { site_source, site, vendors, version })
         }
         _ => Err(RuleErrors(errors)),
     }
@@ -224,15 +190,10 @@ fn hash_file(hasher: &mut Sha256, name: &str, text: &str) {
 }
 
 fn read_source(path: &Path) -> Result<SourceFile, RuleError> {
-    std::fs::read_to_string(path)
-        .map(|text| SourceFile {
-            path: path.to_path_buf(),
-            text,
-        })
-        .map_err(|e| RuleError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })
+    std::fs::read_to_string(path).map(|text| SourceFile { path: path.to_path_buf(), text }).map_err(|e| RuleError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })
 }

@@ -66,10 +66,7 @@ pub struct ConsentSection {
 
 impl Default for ConsentSection {
     fn default() -> Self {
-        Self {
-            cookie: default_cookie(),
-            default: default_granted(),
-        }
+        Self { cookie: default_cookie(), default: default_granted() }
     }
 }
 

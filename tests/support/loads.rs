@@ -1,0 +1,1379 @@
+//! Independent "what would a browser load" extractor (test oracle).
+//!
+//! Given an HTML document, the URL it is served at and whether scripting is
+//! enabled, this module returns every URL a browser would fetch (or send
+//! data to) because of the *markup* alone. It deliberately uses a different
+//! parser from the production rewriter: html5ever (through `scraper`) for the
+//! HTML tree — the spec-compliant tree builder behind Servo, including
+//! foster parenting, foreign content (SVG/MathML) breakouts, `<noscript>`
+//! handling, duplicate-attribute dropping and character references — and
+//! `cssparser` for CSS. URLs are resolved with `url::Url::join` (WHATWG URL
+//! parsing: backslashes, tab/newline stripping, IDN, IPv4 forms, ...).
+//!
+//! Policy decisions (the oracle errs on the side of reporting too much):
+//! * Only network URLs are returned: schemes `http`, `https`, `ws`, `wss`,
+//!   `ftp`. `data:`, `blob:`, `about:`, `javascript:`, `mailto:` and any
+//!   other scheme are skipped. Exception: a `data:` URL used as a *document*
+//!   (`iframe`/`frame src`, `object data`, `embed src`) with an HTML/SVG/XML
+//!   media type is decoded and parsed recursively; what it loads is
+//!   reported with `nested_in = Some("data: document")`.
+//! * `javascript:` URLs and inline `<script>` text are not evaluated (an
+//!   inline-script signature check covers those), except
+//!   `<script type=speculationrules>` JSON, which is data that makes the
+//!   browser prefetch/prerender: its `urls` are reported, and if it contains
+//!   document rules every `<a href>`/`<area href>` is reported too.
+//! * The first `<base href>` (tree order, HTML namespace, outside inert
+//!   `<template>` contents) sets the base URL for everything in the document,
+//!   regardless of where it appears. It is itself reported as construct
+//!   `"base href"` although it fetches nothing: an off-site base silently
+//!   moves every relative URL — including those created later by scripts —
+//!   off-site.
+//! * Every candidate of a `srcset`/`imagesrcset` is reported (the browser picks
+//!   one; which one depends on the device).
+//! * `<link>` counts for any `rel` unless every token is purely navigational
+//!   (canonical, alternate, author, next, prev, ...). `alternate stylesheet`
+//!   counts. `preconnect`/`dns-prefetch` count (they leak the host).
+//! * `<script src>` counts whatever its `type`; `<input src>` only for
+//!   `type=image`; `formaction` on any `<input>`/`<button>`; `form action`
+//!   only when non-empty.
+//! * `<template>` contents are inert and skipped, unless the template is a
+//!   declarative shadow root (`shadowrootmode=open|closed`, ASCII
+//!   case-insensitive), whose contents are live in browsers.
+//! * `iframe srcdoc` is parsed recursively as its own document; its fallback
+//!   base URL is the parent document's base URL (as in the HTML spec).
+//! * SVG: `script`, `image`, `use`, `feImage` `href`/`xlink:href` (both, even
+//!   when both are present), `<set>`/`<animate>` that animate `href` (their
+//!   `to`/`from`/`values`), `url()` in presentation attributes (fill, stroke,
+//!   filter, mask, clip-path, marker*, cursor) and SVG `<style>`.
+//! * CSS (`<style>` text in HTML/SVG namespace and every `style` attribute):
+//!   every `url()` token, `url("…")`/`src("…")` functions, `@import "…"`,
+//!   strings in `image-set()`/`-webkit-image-set()`. `@namespace url(...)` is
+//!   not a load and is skipped. `BadUrl` tokens (which browsers drop) are
+//!   skipped. Text inside `<style>` is CSS only (no character references);
+//!   `style` attribute values are entity-decoded by the HTML parser first.
+//!
+//! Known blind spots (the oracle does NOT see these):
+//! * Anything created by script: inline `<script>` bodies, `javascript:`
+//!   URLs, event-handler attributes (`onerror=...`).
+//! * html5ever 0.35 still applies the legacy "in select" insertion mode:
+//!   `<select><img src=...>` drops the `<img>` (and `<div>`, `<svg>`, ...).
+//!   Browsers implementing customizable `<select>` (Chromium 135+) keep it
+//!   and load it. A token-level rewriter sees the tag anyway.
+//! * Resources referenced from fetched subresources (an external
+//!   stylesheet's `@import`, a frame's own document) and HTTP headers
+//!   (`Link:`, `Refresh:`) — only the HTML text given is analysed.
+
+use std::fmt;
+
+use cssparser::{ParseError, Parser, ParserInput, Token};
+use html5ever::driver::{self, ParseOpts};
+use html5ever::tendril::TendrilSink;
+use html5ever::tree_builder::TreeBuilderOpts;
+use scraper::node::Element;
+use scraper::{Html, HtmlTreeSink};
+use url::Url;
+
+const NS_HTML: &str = "http://www.w3.org/1999/xhtml";
+const NS_SVG: &str = "http://www.w3.org/2000/svg";
+const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
+
+/// Maximum nesting of srcdoc / data: documents that is followed.
+const MAX_DEPTH: usize = 8;
+
+/// One URL the browser would fetch or send data to.
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// What caused the load, e.g. `"img src"`, `"link[rel=preconnect] href"`,
+    /// `"style attribute url()"`, `"meta refresh"`.
+    pub construct: &'static str,
+    /// Absolute, resolved URL (always http/https/ws/wss/ftp).
+    pub url: Url,
+    /// `None` for the top-level document; `Some("iframe srcdoc")` or
+    /// `Some("data: document")` for loads made by a nested document
+    /// (outermost nesting kind).
+    pub nested_in: Option<&'static str>,
+}
+
+impl fmt::Display for Load {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.nested_in {
+            Some(n) => write!(f, "[{n}] {}: {}", self.construct, self.url),
+            None => write!(f, "{}: {}", self.construct, self.url),
+        }
+    }
+}
+
+/// Every network URL the browser would load for `html` served at `page`.
+#[allow(dead_code)]
+pub fn loads(html: &str, page: &Url, scripting: bool) -> Vec<Load> {
+    let mut out = Vec::new();
+    extract_document(html, page, scripting, 0, None, &mut out);
+    out
+}
+
+/// The loads whose host is not accepted by `allowed_host`. Hosts are given
+/// as `Url::host_str` returns them (lowercase, punycode, IPv6 in brackets,
+/// trailing dot preserved).
+#[allow(dead_code)]
+pub fn offsite_loads(html: &str, page: &Url, scripting: bool, allowed_host: impl Fn(&str) -> bool) -> Vec<Load> {
+    loads(html, page, scripting).into_iter().filter(|l| !l.url.host_str().is_some_and(&allowed_host)).collect()
+}
+
+/// Union of `loads` with scripting enabled and disabled (duplicates removed).
+#[allow(dead_code)]
+pub fn loads_any_scripting(html: &str, page: &Url) -> Vec<Load> {
+    let mut all = loads(html, page, true);
+    for l in loads(html, page, false) {
+        if !all.contains(&l) {
+            all.push(l);
+        }
+    }
+    all
+}
+
+/// Off-site loads with scripting enabled or disabled (union, deduplicated).
+#[allow(dead_code)]
+pub fn offsite_loads_any_scripting(html: &str, page: &Url, allowed_host: impl Fn(&str) -> bool) -> Vec<Load> {
+    loads_any_scripting(html, page).into_iter().filter(|l| !l.url.host_str().is_some_and(&allowed_host)).collect()
+}
+
+/// Parse `html` with html5ever. `scripting` decides how `<noscript>` parses.
+#[allow(dead_code)]
+pub fn parse_html(html: &str, scripting: bool) -> Html {
+    let opts = ParseOpts {
+        tree_builder: TreeBuilderOpts { scripting_enabled: scripting, ..Default::default() },
+        ..Default::default()
+    };
+    driver::parse_document(HtmlTreeSink::new(Html::new_document()), opts).one(html)
+}
+
+fn is_network(u: &Url) -> bool {
+    matches!(u.scheme(), "http" | "https" | "ws" | "wss" | "ftp")
+}
+
+/// An element of the parsed tree plus what we need from its children.
+struct Live<'a> {
+    el: &'a Element,
+    /// Concatenated child text (for `<style>` and speculation rules).
+    text: String,
+}
+
+fn attr<'a>(el: &'a Element, name: &str) -> Option<&'a str> {
+    el.attrs.iter().find(|(q, _)| q.ns.is_empty() && &*q.local == name).map(|(_, v)| &**v)
+}
+
+fn xlink_href(el: &Element) -> Option<&str> {
+    el.attrs.iter().find(|(q, _)| &*q.ns == NS_XLINK && &*q.local == "href").map(|(_, v)| &**v)
+}
+
+fn ns(el: &Element) -> &str {
+    &el.name.ns
+}
+
+fn local(el: &Element) -> &str {
+    &el.name.local
+}
+
+fn is_dsd_template(el: &Element) -> bool {
+    ns(el) == NS_HTML
+        && local(el) == "template"
+        && attr(el, "shadowrootmode")
+            .is_some_and(|m| m.eq_ignore_ascii_case("open") || m.eq_ignore_ascii_case("closed"))
+}
+
+fn extract_document(
+    html: &str,
+    fallback_base: &Url,
+    scripting: bool,
+    depth: usize,
+    nested_in: Option<&'static str>,
+    out: &mut Vec<Load>,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let doc = parse_html(html, scripting);
+
+    // Template contents live under a Fragment child of the <template>
+    // element in scraper's tree. Those fragments are inert unless the
+    // template is a declarative shadow root.
+    let inert: Vec<_> = doc
+        .tree
+        .nodes()
+        .filter(|n| {
+            n.value().is_fragment()
+                && n.parent().and_then(|p| p.value().as_element().map(|e| !is_dsd_template(e))).unwrap_or(false)
+        })
+        .map(|n| n.id())
+        .collect();
+
+    let mut live: Vec<Live<'_>> = Vec::new();
+    for node in doc.tree.root().descendants() {
+        let Some(el) = node.value().as_element() else {
+            continue;
+        };
+        if node.ancestors().any(|a| inert.contains(&a.id())) {
+            continue;
+        }
+        let text: String = node.children().filter_map(|c| c.value().as_text().map(|t| t.to_string())).collect();
+        live.push(Live { el, text });
+    }
+
+    // Base URL: first <base href> in tree order.
+    let mut base = fallback_base.clone();
+    if let Some(b) = live.iter().find(|l| ns(l.el) == NS_HTML && local(l.el) == "base" && attr(l.el, "href").is_some())
+    {
+        let href = attr(b.el, "href").unwrap_or_default();
+        if let Ok(u) = fallback_base.join(href)
+            && u.scheme() != "data"
+            && u.scheme() != "javascript"
+        {
+            base = u.clone();
+            if is_network(&u) {
+                out.push(Load { construct: "base href", url: u, nested_in });
+            }
+        }
+    }
+
+    let mut cx = Cx { base: &base, scripting, depth, nested_in, out };
+    let links: Vec<&str> = live
+        .iter()
+        .filter(|l| ns(l.el) == NS_HTML && matches!(local(l.el), "a" | "area"))
+        .filter_map(|l| attr(l.el, "href"))
+        .collect();
+    for l in &live {
+        element_loads(&mut cx, l, &links);
+    }
+}
+
+struct Cx<'a> {
+    base: &'a Url,
+    scripting: bool,
+    depth: usize,
+    nested_in: Option<&'static str>,
+    out: &'a mut Vec<Load>,
+}
+
+impl Cx<'_> {
+    fn resolve(&self, raw: &str) -> Option<Url> {
+        if raw.trim_matches(|c: char| c.is_ascii_whitespace()).is_empty() {
+            return None;
+        }
+        self.base.join(raw).ok()
+    }
+
+    fn push(&mut self, construct: &'static str, raw: &str) {
+        if let Some(u) = self.resolve(raw)
+            && is_network(&u)
+        {
+            self.out.push(Load { construct, url: u, nested_in: self.nested_in });
+        }
+    }
+
+    fn push_attr(&mut self, el: &Element, name: &str, construct: &'static str) {
+        if let Some(v) = attr(el, name) {
+            self.push(construct, v);
+        }
+    }
+
+    fn push_srcset(&mut self, el: &Element, name: &str, construct: &'static str) {
+        if let Some(v) = attr(el, name) {
+            for u in parse_srcset(v) {
+                self.push(construct, u);
+            }
+        }
+    }
+
+    fn push_css(&mut self, css: &str, is_attr: bool) {
+        for (kind, raw) in css_urls(css) {
+            let construct = match (is_attr, kind) {
+                (true, CssKind::Url) => "style attribute url()",
+                (true, CssKind::Import) => "style attribute @import",
+                (true, CssKind::ImageSet) => "style attribute image-set()",
+                (false, CssKind::Url) => "style url()",
+                (false, CssKind::Import) => "style @import",
+                (false, CssKind::ImageSet) => "style image-set()",
+            };
+            self.push(construct, &raw);
+        }
+    }
+
+    /// A URL that is loaded as a document (frame, object, embed): follow
+    /// `data:` documents.
+    fn push_document(&mut self, el: &Element, name: &str, construct: &'static str) {
+        let Some(raw) = attr(el, name) else { return };
+        self.push(construct, raw);
+        let Some(u) = self.resolve(raw) else { return };
+        if u.scheme() != "data" {
+            return;
+        }
+        if let Some((mime, body)) = decode_data_url(&u) {
+            let doc_like = mime.contains("html") || mime.contains("svg") || mime.contains("xml");
+            if doc_like {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                extract_document(
+                    &text,
+                    &u,
+                    self.scripting,
+                    self.depth + 1,
+                    Some(self.nested_in.unwrap_or("data: document")),
+                    self.out,
+                );
+            }
+        }
+    }
+}
+
+fn rel_tokens(el: &Element) -> Vec<String> {
+    attr(el, "rel").unwrap_or_default().split_ascii_whitespace().map(|t| t.to_ascii_lowercase()).collect()
+}
+
+/// `rel` tokens that never make the browser fetch the `href`.
+const NAVIGATIONAL_RELS: &[&str] = &[
+    "canonical",
+    "alternate",
+    "author",
+    "next",
+    "prev",
+    "previous",
+    "help",
+    "license",
+    "search",
+    "bookmark",
+    "nofollow",
+    "noopener",
+    "noreferrer",
+    "opener",
+    "tag",
+    "me",
+    "shortlink",
+    "home",
+    "index",
+    "first",
+    "last",
+    "up",
+    "start",
+    "contents",
+    "archives",
+    "pingback",
+    "webmention",
+    "external",
+    "privacy-policy",
+    "terms-of-service",
+];
+
+fn link_construct(rels: &[String]) -> Option<&'static str> {
+    if rels.is_empty() || rels.iter().all(|r| NAVIGATIONAL_RELS.contains(&r.as_str())) {
+        return None;
+    }
+    let has = |r: &str| rels.iter().any(|t| t == r);
+    Some(if has("stylesheet") {
+        "link[rel=stylesheet] href"
+    } else if has("preload") {
+        "link[rel=preload] href"
+    } else if has("modulepreload") {
+        "link[rel=modulepreload] href"
+    } else if has("prefetch") {
+        "link[rel=prefetch] href"
+    } else if has("preconnect") {
+        "link[rel=preconnect] href"
+    } else if has("dns-prefetch") {
+        "link[rel=dns-prefetch] href"
+    } else if has("icon") || has("apple-touch-icon") || has("apple-touch-icon-precomposed") || has("mask-icon") {
+        "link[rel=icon] href"
+    } else if has("manifest") {
+        "link[rel=manifest] href"
+    } else if has("prerender") {
+        "link[rel=prerender] href"
+    } else if has("import") {
+        "link[rel=import] href"
+    } else {
+        "link[rel=other] href"
+    })
+}
+
+fn element_loads(cx: &mut Cx<'_>, l: &Live<'_>, links: &[&str]) {
+    let el = l.el;
+    // style attribute, any namespace
+    if let Some(style) = attr(el, "style") {
+        cx.push_css(style, true);
+    }
+    match ns(el) {
+        NS_HTML => html_element_loads(cx, l, links),
+        NS_SVG => svg_element_loads(cx, l),
+        _ => {}
+    }
+}
+
+fn html_element_loads(cx: &mut Cx<'_>, l: &Live<'_>, links: &[&str]) {
+    let el = l.el;
+    let name = local(el);
+    match name {
+        "script" => {
+            cx.push_attr(el, "src", "script src");
+            let ty = attr(el, "type").unwrap_or_default().trim();
+            if ty.eq_ignore_ascii_case("speculationrules") {
+                speculation_rules(cx, &l.text, links);
+            }
+        }
+        "img" => {
+            cx.push_attr(el, "src", "img src");
+            cx.push_srcset(el, "srcset", "img srcset");
+        }
+        "source" => {
+            cx.push_attr(el, "src", "source src");
+            cx.push_srcset(el, "srcset", "source srcset");
+        }
+        "link" => {
+            if let Some(c) = link_construct(&rel_tokens(el)) {
+                cx.push_attr(el, "href", c);
+                cx.push_srcset(el, "imagesrcset", "link imagesrcset");
+            }
+        }
+        "iframe" => {
+            cx.push_document(el, "src", "iframe src");
+            if let Some(srcdoc) = attr(el, "srcdoc") {
+                let base = cx.base.clone();
+                extract_document(
+                    srcdoc,
+                    &base,
+                    cx.scripting,
+                    cx.depth + 1,
+                    Some(cx.nested_in.unwrap_or("iframe srcdoc")),
+                    cx.out,
+                );
+            }
+        }
+        "frame" => cx.push_document(el, "src", "frame src"),
+        "object" => {
+            cx.push_document(el, "data", "object data");
+            cx.push_attr(el, "codebase", "object codebase");
+        }
+        "embed" => cx.push_document(el, "src", "embed src"),
+        "video" => {
+            cx.push_attr(el, "src", "video src");
+            cx.push_attr(el, "poster", "video poster");
+        }
+        "audio" => cx.push_attr(el, "src", "audio src"),
+        "track" => cx.push_attr(el, "src", "track src"),
+        "input" => {
+            let ty = attr(el, "type").unwrap_or_default().trim();
+            if ty.eq_ignore_ascii_case("image") {
+                cx.push_attr(el, "src", "input[type=image] src");
+            }
+            cx.push_attr(el, "formaction", "input formaction");
+        }
+        "button" => cx.push_attr(el, "formaction", "button formaction"),
+        "form" => cx.push_attr(el, "action", "form action"),
+        "a" | "area" => {
+            if let Some(ping) = attr(el, "ping") {
+                let c = if name == "a" { "a ping" } else { "area ping" };
+                for p in ping.split_ascii_whitespace() {
+                    cx.push(c, p);
+                }
+            }
+        }
+        "meta" => {
+            let equiv = attr(el, "http-equiv").unwrap_or_default().trim();
+            if equiv.eq_ignore_ascii_case("refresh")
+                && let Some(u) = attr(el, "content").and_then(meta_refresh_url)
+            {
+                // Resolved against the document base URL; a refresh to
+                // the document itself is not reported.
+                cx.push("meta refresh", &u);
+            }
+        }
+        "body" => cx.push_attr(el, "background", "body background"),
+        "table" => cx.push_attr(el, "background", "table background"),
+        "thead" | "tbody" | "tfoot" => cx.push_attr(el, "background", "tbody background"),
+        "tr" => cx.push_attr(el, "background", "tr background"),
+        "td" => cx.push_attr(el, "background", "td background"),
+        "th" => cx.push_attr(el, "background", "th background"),
+        "html" => cx.push_attr(el, "manifest", "html manifest"),
+        "style" => cx.push_css(&l.text, false),
+        _ => {}
+    }
+}
+
+fn svg_element_loads(cx: &mut Cx<'_>, l: &Live<'_>) {
+    let el = l.el;
+    let construct = match local(el) {
+        "script" => Some("svg script href"),
+        "image" => Some("svg image href"),
+        "use" => Some("svg use href"),
+        "feImage" => Some("svg feImage href"),
+        _ => None,
+    };
+    if let Some(c) = construct {
+        cx.push_attr(el, "href", c);
+        if let Some(x) = xlink_href(el) {
+            cx.push(c, x);
+        }
+    }
+    match local(el) {
+        "style" => cx.push_css(&l.text, false),
+        "set" | "animate" => {
+            let target = attr(el, "attributeName").unwrap_or_default().trim();
+            if target == "href" || target == "xlink:href" {
+                cx.push_attr(el, "to", "svg animate href");
+                cx.push_attr(el, "from", "svg animate href");
+                if let Some(values) = attr(el, "values") {
+                    for v in values.split(';') {
+                        cx.push("svg animate href", v);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    for pres in [
+        "fill",
+        "stroke",
+        "filter",
+        "mask",
+        "clip-path",
+        "marker-start",
+        "marker-mid",
+        "marker-end",
+        "marker",
+        "cursor",
+    ] {
+        if let Some(v) = attr(el, pres) {
+            for (_, raw) in css_urls(v) {
+                cx.push("svg presentation url()", &raw);
+            }
+        }
+    }
+}
+
+fn speculation_rules(cx: &mut Cx<'_>, json: &str, links: &[&str]) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return;
+    };
+    let mut document_rules = false;
+    for key in ["prefetch", "prerender", "prefetch_with_subresources"] {
+        let Some(rules) = v.get(key).and_then(|r| r.as_array()) else {
+            continue;
+        };
+        for rule in rules {
+            if let Some(urls) = rule.get("urls").and_then(|u| u.as_array()) {
+                for u in urls.iter().filter_map(|u| u.as_str()) {
+                    cx.push("speculationrules url", u);
+                }
+            }
+            if rule.get("where").is_some() || rule.get("source").and_then(|s| s.as_str()) == Some("document") {
+                document_rules = true;
+            }
+        }
+    }
+    if document_rules {
+        for href in links {
+            cx.push("speculationrules document link", href);
+        }
+    }
+}
+
+/// The URL of a `<meta http-equiv=refresh content=...>`, per the HTML
+/// spec's "shared declarative refresh steps". `None` when the content is
+/// invalid or refreshes the document itself.
+#[allow(dead_code)]
+pub fn meta_refresh_url(content: &str) -> Option<String> {
+    let ws = |c: char| matches!(c, '\t' | '\n' | '\x0C' | '\r' | ' ');
+    let s: Vec<char> = content.chars().collect();
+    let mut pos = 0;
+    let skip_ws = |pos: &mut usize| {
+        while *pos < s.len() && ws(s[*pos]) {
+            *pos += 1;
+        }
+    };
+    skip_ws(&mut pos);
+    let start = pos;
+    while pos < s.len() && s[pos].is_ascii_digit() {
+        pos += 1;
+    }
+    if pos == start && s.get(pos) != Some(&'.') {
+        return None;
+    }
+    while pos < s.len() && (s[pos].is_ascii_digit() || s[pos] == '.') {
+        pos += 1;
+    }
+    if pos < s.len() {
+        let c = s[pos];
+        if c != ';' && c != ',' && !ws(c) {
+            return None;
+        }
+        skip_ws(&mut pos);
+        if pos < s.len() && (s[pos] == ';' || s[pos] == ',') {
+            pos += 1;
+        }
+        skip_ws(&mut pos);
+    }
+    if pos >= s.len() {
+        return None; // refresh of the document itself
+    }
+    let url_start = pos; // "urlString = remainder" (parse target if no url=)
+    'parse: {
+        if matches!(s[pos], 'U' | 'u') {
+            pos += 1;
+        } else {
+            // jump to skip quotes
+            return Some(skip_quotes(&s, pos));
+        }
+        if pos < s.len() && matches!(s[pos], 'R' | 'r') {
+            pos += 1;
+        } else {
+            break 'parse;
+        }
+        if pos < s.len() && matches!(s[pos], 'L' | 'l') {
+            pos += 1;
+        } else {
+            break 'parse;
+        }
+        skip_ws(&mut pos);
+        if pos < s.len() && s[pos] == '=' {
+            pos += 1;
+        } else {
+            break 'parse;
+        }
+        skip_ws(&mut pos);
+        return Some(skip_quotes(&s, pos));
+    }
+    // "parse": urlString is the remainder from where the URL part started.
+    Some(s[url_start..].iter().collect())
+}
+
+fn skip_quotes(s: &[char], mut pos: usize) -> String {
+    let mut quote = None;
+    if pos < s.len() && (s[pos] == '\'' || s[pos] == '"') {
+        quote = Some(s[pos]);
+        pos += 1;
+    }
+    let mut rest: String = s[pos..].iter().collect();
+    if let Some(q) = quote
+        && let Some(i) = rest.find(q)
+    {
+        rest.truncate(i);
+    }
+    rest
+}
+
+/// URLs of a `srcset` attribute (every candidate), per the HTML spec's
+/// "parse a srcset attribute" tokenization.
+#[allow(dead_code)]
+pub fn parse_srcset(input: &str) -> Vec<&str> {
+    let ws = |b: u8| matches!(b, b'\t' | b'\n' | 0x0C | b'\r' | b' ');
+    let bytes = input.as_bytes();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        while pos < bytes.len() && (ws(bytes[pos]) || bytes[pos] == b',') {
+            pos += 1;
+        }
+        if pos >= bytes.len() {
+            return out;
+        }
+        let start = pos;
+        while pos < bytes.len() && !ws(bytes[pos]) {
+            pos += 1;
+        }
+        let mut url = &input[start..pos];
+        if url.ends_with(',') {
+            url = url.trim_end_matches(',');
+            if !url.is_empty() {
+                out.push(url);
+            }
+            continue;
+        }
+        out.push(url);
+        // descriptors: up to a comma outside parentheses
+        let mut in_parens = false;
+        while pos < bytes.len() {
+            let b = bytes[pos];
+            pos += 1;
+            match (in_parens, b) {
+                (false, b',') => break,
+                (false, b'(') => in_parens = true,
+                (true, b')') => in_parens = false,
+                _ => {}
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CssKind {
+    Url,
+    Import,
+    ImageSet,
+}
+
+/// Raw (unresolved) URLs referenced by a CSS text: a stylesheet, a style
+/// attribute's declarations or a single property value.
+fn css_urls(css: &str) -> Vec<(CssKind, String)> {
+    let mut input = ParserInput::new(css);
+    let mut parser = Parser::new(&mut input);
+    let mut out = Vec::new();
+    scan_css(&mut parser, None, &mut out);
+    out
+}
+
+/// Raw URLs referenced by a CSS text (public helper for tests).
+#[allow(dead_code)]
+pub fn css_url_strings(css: &str) -> Vec<String> {
+    css_urls(css).into_iter().map(|(_, u)| u).collect()
+}
+
+fn scan_css<'i>(p: &mut Parser<'i, '_>, func: Option<&str>, out: &mut Vec<(CssKind, String)>) {
+    let mut import_pending = false;
+    let mut in_namespace = false;
+    let mut first_in_func = true;
+    loop {
+        let tok = match p.next_including_whitespace_and_comments() {
+            Ok(t) => t.clone(),
+            Err(_) => break,
+        };
+        let was_first = first_in_func;
+        if !matches!(tok, Token::WhiteSpace(_) | Token::Comment(_)) {
+            first_in_func = false;
+        }
+        match tok {
+            Token::WhiteSpace(_) | Token::Comment(_) => {}
+            Token::UnquotedUrl(u) => {
+                if !in_namespace {
+                    out.push((if import_pending { CssKind::Import } else { CssKind::Url }, u.to_string()));
+                }
+                import_pending = false;
+            }
+            Token::QuotedString(s) => {
+                match func {
+                    Some("url") | Some("src") if was_first => out.push((CssKind::Url, s.to_string())),
+                    Some("image-set") | Some("-webkit-image-set") => out.push((CssKind::ImageSet, s.to_string())),
+                    _ => {}
+                }
+                if import_pending {
+                    out.push((CssKind::Import, s.to_string()));
+                }
+                import_pending = false;
+            }
+            Token::Function(name) => {
+                let lname = name.to_ascii_lowercase();
+                let skip = in_namespace && (lname == "url" || lname == "src");
+                let before = out.len();
+                let _ = p.parse_nested_block(|p| -> Result<(), ParseError<'i, ()>> {
+                    scan_css(p, Some(&lname), out);
+                    Ok(())
+                });
+                if skip {
+                    out.truncate(before);
+                } else if import_pending && (lname == "url" || lname == "src") {
+                    for o in &mut out[before..] {
+                        o.0 = CssKind::Import;
+                    }
+                }
+                import_pending = false;
+            }
+            Token::ParenthesisBlock | Token::SquareBracketBlock | Token::CurlyBracketBlock => {
+                import_pending = false;
+                in_namespace = false;
+                let _ = p.parse_nested_block(|p| -> Result<(), ParseError<'i, ()>> {
+                    scan_css(p, None, out);
+                    Ok(())
+                });
+            }
+            Token::AtKeyword(k) => {
+                import_pending = k.eq_ignore_ascii_case("import");
+                in_namespace = k.eq_ignore_ascii_case("namespace");
+            }
+            Token::Semicolon => {
+                import_pending = false;
+                in_namespace = false;
+            }
+            _ => {
+                import_pending = false;
+            }
+        }
+    }
+}
+
+/// Decode a `data:` URL into (lowercased media type, body bytes).
+fn decode_data_url(u: &Url) -> Option<(String, Vec<u8>)> {
+    let s = &u[..url::Position::AfterQuery];
+    let rest = s.strip_prefix("data:")?;
+    let comma = rest.find(',')?;
+    let header = rest[..comma].trim_matches(|c: char| c.is_ascii_whitespace());
+    let body = percent_decode(&rest[comma + 1..]);
+    let (mime, b64) = match header.rfind(';') {
+        Some(i) if header[i + 1..].trim().eq_ignore_ascii_case("base64") => (&header[..i], true),
+        _ => (header, false),
+    };
+    let mime = mime.trim().to_ascii_lowercase();
+    let body = if b64 { base64_decode(&body)? } else { body };
+    Some((mime, body))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Forgiving base64 (ASCII whitespace ignored, padding optional).
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let mut data: Vec<u8> = input.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    if data.len().is_multiple_of(4) {
+        while data.last() == Some(&b'=') {
+            data.pop();
+        }
+    }
+    if data.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in data {
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> Url {
+        Url::parse("https://clinic.example/patient/intake").unwrap_or_else(|_| unreachable!())
+    }
+
+    fn first_party(h: &str) -> bool {
+        h == "clinic.example" || h.ends_with(".clinic.example")
+    }
+
+    /// (construct, url) pairs, scripting as given.
+    fn get(html: &str, scripting: bool) -> Vec<(&'static str, String)> {
+        loads(html, &page(), scripting).into_iter().map(|l| (l.construct, l.url.to_string())).collect()
+    }
+
+    fn urls(html: &str, scripting: bool) -> Vec<String> {
+        get(html, scripting).into_iter().map(|(_, u)| u).collect()
+    }
+
+    fn has(html: &str, construct: &str, url: &str) {
+        let got = get(html, false);
+        assert!(
+            got.iter().any(|(c, u)| *c == construct && u == url),
+            "expected ({construct}, {url}) in {got:?}\nfor {html}"
+        );
+    }
+
+    fn none(html: &str) {
+        let got = loads_any_scripting(html, &page());
+        assert!(got.is_empty(), "expected no loads, got {got:?}\nfor {html}");
+    }
+
+    const E: &str = "https://evil.example/x";
+
+    #[test]
+    fn script_src_and_relative_resolution() {
+        has(r#"<script src="https://evil.example/x"></script>"#, "script src", E);
+        has("<script src=/assets/app.js></script>", "script src", "https://clinic.example/assets/app.js");
+        has("<script src=app.js></script>", "script src", "https://clinic.example/patient/app.js");
+        has("<script src=//evil.example/x></script>", "script src", E);
+        has(r#"<script type="text/plain" src="https://evil.example/x"></script>"#, "script src", E);
+    }
+
+    #[test]
+    fn inline_script_is_not_a_load() {
+        none("<script>var s='https://evil.example/x'; fbq('init','1')</script>");
+    }
+
+    #[test]
+    fn img_src_and_srcset() {
+        has("<img src=https://evil.example/x>", "img src", E);
+        let html = r#"<img srcset="/a.png 1x, https://evil.example/x 2x,https://evil.example/b,c.png 3x, https://evil.example/d.png,,, /e.png 100w">"#;
+        let u = urls(html, true);
+        assert_eq!(
+            u,
+            vec![
+                "https://clinic.example/a.png",
+                E,
+                "https://evil.example/b,c.png",
+                "https://evil.example/d.png",
+                "https://clinic.example/e.png",
+            ]
+        );
+    }
+
+    #[test]
+    fn srcset_parser() {
+        assert_eq!(parse_srcset("a.png"), vec!["a.png"]);
+        assert_eq!(parse_srcset(" a.png 1x , b.png 2x"), vec!["a.png", "b.png"]);
+        assert_eq!(parse_srcset("a.png,b.png"), vec!["a.png,b.png"]);
+        assert_eq!(parse_srcset("a.png, b.png"), vec!["a.png", "b.png"]);
+        assert_eq!(parse_srcset("a.png (x, y) 1x, b.png"), vec!["a.png", "b.png"]);
+        assert_eq!(parse_srcset(",,a.png,,,b.png"), vec!["a.png,,,b.png"]);
+        assert_eq!(parse_srcset(",,a.png,,, b.png"), vec!["a.png", "b.png"]);
+        assert!(parse_srcset("  , ").is_empty());
+    }
+
+    #[test]
+    fn picture_source_video_audio_track() {
+        has("<picture><source srcset='https://evil.example/x 1x'><img src=/ok.png></picture>", "source srcset", E);
+        has("<video src=https://evil.example/x></video>", "video src", E);
+        has("<video poster=https://evil.example/x></video>", "video poster", E);
+        has("<audio src=https://evil.example/x></audio>", "audio src", E);
+        has("<video><source src=https://evil.example/x></video>", "source src", E);
+        has("<video><track kind=captions src=https://evil.example/x></video>", "track src", E);
+    }
+
+    #[test]
+    fn link_rels() {
+        for rel in [
+            "stylesheet",
+            "preload",
+            "prefetch",
+            "modulepreload",
+            "preconnect",
+            "dns-prefetch",
+            "icon",
+            "shortcut icon",
+            "apple-touch-icon",
+            "manifest",
+            "prerender",
+            "import",
+            "alternate stylesheet",
+            "STYLESHEET",
+            "canonical stylesheet",
+            "compression-dictionary",
+        ] {
+            let html = format!("<link rel='{rel}' href=https://evil.example/x>");
+            assert_eq!(urls(&html, true), vec![E], "rel={rel}");
+        }
+        for rel in ["canonical", "alternate", "author", "next", "prev", "", "alternate nofollow"] {
+            let html = format!("<link rel='{rel}' href=https://evil.example/x>");
+            none(&html);
+        }
+        has("<link rel=preconnect href=https://evil.example/x>", "link[rel=preconnect] href", E);
+        has("<link rel=dns-prefetch href=//evil.example/x>", "link[rel=dns-prefetch] href", E);
+        has(
+            "<link rel=preload as=image href=/ok.png imagesrcset='/ok.png 1x, https://evil.example/x 2x'>",
+            "link imagesrcset",
+            E,
+        );
+        none("<link href=https://evil.example/x>");
+    }
+
+    #[test]
+    fn frames_objects_embeds() {
+        has("<iframe src=https://evil.example/x></iframe>", "iframe src", E);
+        has("<frameset><frame src=https://evil.example/x></frameset>", "frame src", E);
+        has("<object data=https://evil.example/x></object>", "object data", E);
+        has("<object codebase=https://evil.example/x></object>", "object codebase", E);
+        has("<embed src=https://evil.example/x>", "embed src", E);
+        // iframe children are raw text
+        none("<iframe><img src=https://evil.example/x></iframe>");
+    }
+
+    #[test]
+    fn srcdoc_is_parsed_recursively_with_parent_base() {
+        let html = r#"<iframe srcdoc="&lt;img src=&quot;https://evil.example/x&quot;&gt;"></iframe>"#;
+        let l = loads(html, &page(), true);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].construct, "img src");
+        assert_eq!(l[0].url.as_str(), E);
+        assert_eq!(l[0].nested_in, Some("iframe srcdoc"));
+        // relative URL in srcdoc resolves against the parent's base
+        let html = r#"<base href="https://evil.example/"><iframe srcdoc="<img src=x>"></iframe>"#;
+        has(html, "img src", E);
+        // a base inside the srcdoc applies to the srcdoc only
+        let html = r#"<iframe srcdoc="<base href=https://evil.example/><img src=x>"></iframe><img src=/ok.png>"#;
+        let u = urls(html, true);
+        assert!(u.contains(&E.to_string()) && u.contains(&"https://clinic.example/ok.png".to_string()), "{u:?}");
+    }
+
+    #[test]
+    fn data_documents_are_followed() {
+        has("<iframe src='data:text/html,%3Cimg%20src%3Dhttps://evil.example/x%3E'></iframe>", "img src", E);
+        // base64 of <img src=https://evil.example/x>
+        has(
+            "<object data='data:text/html;base64,PGltZyBzcmM9aHR0cHM6Ly9ldmlsLmV4YW1wbGUveD4='></object>",
+            "img src",
+            E,
+        );
+        has(
+            "<embed src=\"data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'><image href='https://evil.example/x'/></svg>\">",
+            "svg image href",
+            E,
+        );
+        // images are not documents: an SVG image does not load subresources
+        none("<img src=\"data:image/svg+xml,<svg><image href='https://evil.example/x'/></svg>\">");
+        // relative URLs inside a data: document cannot resolve
+        none("<iframe src='data:text/html,<img src=/x.png>'></iframe>");
+    }
+
+    #[test]
+    fn forms_and_pings() {
+        has("<form action=https://evil.example/x></form>", "form action", E);
+        none("<form action=''></form>");
+        has("<form><button formaction=https://evil.example/x>go</button></form>", "button formaction", E);
+        has("<form><input type=submit formaction=https://evil.example/x></form>", "input formaction", E);
+        has("<a href=/next ping='/ok https://evil.example/x'>n</a>", "a ping", E);
+        has("<map><area href=/ ping=https://evil.example/x></map>", "area ping", E);
+        none("<a href=https://evil.example/x>plain link</a>");
+    }
+
+    #[test]
+    fn input_image() {
+        has("<input type=image src=https://evil.example/x>", "input[type=image] src", E);
+        has("<INPUT TYPE=IMAGE SRC=https://evil.example/x>", "input[type=image] src", E);
+        none("<input src=https://evil.example/x>");
+    }
+
+    #[test]
+    fn meta_refresh_parsing() {
+        assert_eq!(meta_refresh_url("0; url=https://e.example/").as_deref(), Some("https://e.example/"));
+        assert_eq!(meta_refresh_url("0;URL='https://e.example/'x").as_deref(), Some("https://e.example/"));
+        assert_eq!(meta_refresh_url("  5 ,  Url = \"https://e.example/\"").as_deref(), Some("https://e.example/"));
+        assert_eq!(meta_refresh_url("0;https://e.example/").as_deref(), Some("https://e.example/"));
+        assert_eq!(meta_refresh_url(".5;url=/x").as_deref(), Some("/x"));
+        assert_eq!(meta_refresh_url("0; urx=/x").as_deref(), Some("urx=/x"));
+        assert_eq!(meta_refresh_url("0"), None);
+        assert_eq!(meta_refresh_url("0;  "), None);
+        assert_eq!(meta_refresh_url("x; url=/x"), None);
+        assert_eq!(meta_refresh_url("0x; url=/x"), None);
+        has(r#"<meta http-equiv="Refresh" content="0;URL='https://evil.example/x'">"#, "meta refresh", E);
+        has("<body><meta http-equiv=refresh content='1; url=//evil.example/x'>", "meta refresh", E);
+        none("<meta http-equiv=refresh content=30>");
+        none("<meta name=refresh content='0; url=https://evil.example/x'>");
+    }
+
+    #[test]
+    fn table_and_body_background() {
+        has("<body background=https://evil.example/x>", "body background", E);
+        has("<table background=https://evil.example/x><tr><td>x</table>", "table background", E);
+        has("<table><tr><td background=https://evil.example/x>x</table>", "td background", E);
+        has("<table><tr><th background=https://evil.example/x>x</table>", "th background", E);
+        has("<table><tr background=https://evil.example/x><td>x</table>", "tr background", E);
+        // a second <body> tag merges its attributes into the body element
+        has("<body><p>x</p><body background=https://evil.example/x>", "body background", E);
+    }
+
+    #[test]
+    fn base_handling() {
+        // first base with href wins; applies to elements before it too
+        let html = "<img src=a.png><base href=https://evil.example/><base href=https://other.example/><img src=x>";
+        let u = urls(html, true);
+        assert_eq!(u, vec!["https://evil.example/", "https://evil.example/a.png", E]);
+        // a base without href is skipped
+        let html = "<base target=_blank><base href=https://evil.example/><img src=x>";
+        has(html, "img src", E);
+        has(html, "base href", "https://evil.example/");
+        // first-party base
+        let html = "<base href=/static/><img src=x.png>";
+        assert_eq!(urls(html, true), vec!["https://clinic.example/static/", "https://clinic.example/static/x.png"]);
+        // javascript:/data: bases are ignored
+        let html = "<base href='javascript:alert(1)'><img src=/x.png>";
+        assert_eq!(urls(html, true), vec!["https://clinic.example/x.png"]);
+        // base in body also counts
+        has("<body><img src=x><base href=https://evil.example/>", "img src", E);
+        // base in inert template does not count
+        let html = "<template><base href=https://evil.example/></template><img src=/x.png>";
+        assert_eq!(urls(html, true), vec!["https://clinic.example/x.png"]);
+        // protocol-relative base
+        has("<base href=//evil.example/><img src=x>", "img src", E);
+    }
+
+    #[test]
+    fn character_references() {
+        has("<img src='https:&#x2F;&#x2F;evil.example/x'>", "img src", E);
+        has("<img src='https&colon;//evil.example/x'>", "img src", E);
+        has("<img src='&#104;ttps://evil.example/x'>", "img src", E);
+        has("<img src='&#x68;&#x74;&#x74;&#x70;&#x73;&#x3a;//evil.example&#47;x'>", "img src", E);
+        // legacy named reference without semicolon
+        has("<img src='https://evil.example/x?a=1&amp&b=2'>", "img src", "https://evil.example/x?a=1&&b=2");
+        // ...but not when followed by '=' (attribute value special case)
+        has("<img src='https://evil.example/x?a=1&copy=2'>", "img src", "https://evil.example/x?a=1&copy=2");
+        has("<img src='ht&Tab;tps://evil&NewLine;.example/x'>", "img src", E);
+    }
+
+    #[test]
+    fn url_parser_tricks() {
+        has(r"<img src='https:\\evil.example\x'>", "img src", E);
+        has(r"<img src='/\evil.example/x'>", "img src", E);
+        has(r"<img src='\\evil.example/x'>", "img src", E);
+        has("<img src='  https://evil.example/x  '>", "img src", E);
+        has("<img src='ht\ttps://evil.example/x'>", "img src", E);
+        has("<img src='//evil\n.example/x'>", "img src", E);
+        has("<img src='HtTpS://EVIL.Example/x'>", "img src", E);
+        has("<img src='https://clinic.example@evil.example/x'>", "img src", "https://clinic.example@evil.example/x");
+        let l = loads("<img src='https://clinic.example@evil.example/x'>", &page(), true);
+        assert_eq!(l[0].url.host_str(), Some("evil.example"));
+        has(r"<img src='https://evil.example\@clinic.example/x'>", "img src", "https://evil.example/@clinic.example/x");
+        has("<img src='https://evil.example#@clinic.example/x'>", "img src", "https://evil.example/#@clinic.example/x");
+        has(
+            "<img src='https://evil.example%2Eexample.invalid/x'>",
+            "img src",
+            "https://evil.example.example.invalid/x",
+        );
+        has("<img src='https://evil%2Eexample/x'>", "img src", E);
+        has("<img src='https://evil.ｅｘａｍｐｌｅ/x'>", "img src", E);
+        has("<img src='https://evil。example/x'>", "img src", E);
+        let l = offsite_loads("<img src='https://evil.example./x'>", &page(), true, first_party);
+        assert_eq!(l[0].url.host_str(), Some("evil.example."));
+        let l = offsite_loads("<img src='https://clinic.example./x'>", &page(), true, first_party);
+        assert_eq!(l.len(), 1, "trailing-dot first-party host is a different host string");
+        has("<img src='https://bücher.example/x'>", "img src", "https://xn--bcher-kva.example/x");
+        has("<img src='https://0x7f.1/x'>", "img src", "https://127.0.0.1/x");
+    }
+
+    #[test]
+    fn non_network_schemes_are_skipped() {
+        none("<img src='data:image/png;base64,AAAA'>");
+        none("<img src='blob:https://clinic.example/1234'>");
+        none("<iframe src='about:blank'></iframe>");
+        none("<iframe src='javascript:alert(1)'></iframe>");
+        none("<form action='mailto:a@b.example'></form>");
+    }
+
+    #[test]
+    fn noscript_depends_on_scripting() {
+        let html = "<noscript><img src=https://www.facebook.com/tr?id=1></noscript>";
+        assert!(urls(html, true).is_empty());
+        assert_eq!(urls(html, false), vec!["https://www.facebook.com/tr?id=1"]);
+        // in <head>: an <img> closes the noscript and the head, still loads
+        let html = "<html><head><noscript><img src=https://evil.example/x></noscript></head><body></body></html>";
+        assert_eq!(urls(html, false), vec![E]);
+        assert!(urls(html, true).is_empty());
+        let html = "<head><noscript><link rel=stylesheet href=https://evil.example/x></noscript></head>";
+        assert_eq!(urls(html, false), vec![E]);
+        assert!(urls(html, true).is_empty());
+        // nested markup
+        let html = "<noscript><div><p><iframe src=https://evil.example/x></iframe></p></div></noscript>";
+        assert_eq!(urls(html, false), vec![E]);
+    }
+
+    #[test]
+    fn templates_are_inert_unless_declarative_shadow_root() {
+        none("<template><img src=https://evil.example/x></template>");
+        none("<template><noscript><script src=https://evil.example/x></script></noscript></template>");
+        let html = "<div><template shadowrootmode=open><img src=https://evil.example/x></template></div>";
+        assert_eq!(urls(html, true), vec![E]);
+        let html = "<div><template shadowrootmode=CLOSED><img src=https://evil.example/x></template></div>";
+        assert_eq!(urls(html, true), vec![E]);
+    }
+
+    #[test]
+    fn svg_constructs() {
+        has("<svg><script href=https://evil.example/x></script></svg>", "svg script href", E);
+        has("<svg><script xlink:href=https://evil.example/x></script></svg>", "svg script href", E);
+        has("<svg><image xlink:href=https://evil.example/x /></svg>", "svg image href", E);
+        has("<svg><image href=https://evil.example/x /></svg>", "svg image href", E);
+        has("<svg><use href=https://evil.example/x#a /></svg>", "svg use href", "https://evil.example/x#a");
+        has("<svg><filter><feImage href=https://evil.example/x /></filter></svg>", "svg feImage href", E);
+        has("<svg><filter><FEIMAGE xlink:href=https://evil.example/x /></filter></svg>", "svg feImage href", E);
+        has(
+            "<svg><image href=/ok.png><set attributeName=href to=https://evil.example/x /></image></svg>",
+            "svg animate href",
+            E,
+        );
+        has(
+            "<svg><rect fill='url(https://evil.example/x#g)'/></svg>",
+            "svg presentation url()",
+            "https://evil.example/x#g",
+        );
+        has("<svg><style>rect{fill:url(https://evil.example/x)}</style></svg>", "style url()", E);
+        // svg <a href> is navigation; an html-namespace xlink:href is nothing
+        none("<svg><a href=https://evil.example/x><text>t</text></a></svg>");
+        none("<img xlink:href=https://evil.example/x>");
+        // <svg><img> breaks out of foreign content: an html img
+        has("<svg><img src=https://evil.example/x></svg>", "img src", E);
+        // html iframe name inside svg is an svg element, loads nothing
+        none("<svg><iframe src=https://evil.example/x></iframe></svg>");
+        // foreignObject is an HTML integration point
+        has("<svg><foreignObject><img src=https://evil.example/x></foreignObject></svg>", "img src", E);
+    }
+
+    #[test]
+    fn css_extraction() {
+        let c = css_url_strings;
+        assert_eq!(c("a{background:url(https://e.example/1)}"), vec!["https://e.example/1"]);
+        assert_eq!(c("a{background:url( 'https://e.example/1' )}"), vec!["https://e.example/1"]);
+        assert_eq!(c("a{background:URL(\"https://e.example/1\")}"), vec!["https://e.example/1"]);
+        assert_eq!(c(r"a{background:u\72l(https://e.example/1)}"), vec!["https://e.example/1"]);
+        assert_eq!(c(r"a{background:\75 rl(https://e.example/1)}"), vec!["https://e.example/1"]);
+        assert_eq!(c(r"a{background:url(https://e\.example/\31)}"), vec!["https://e.example/1"]);
+        assert_eq!(c(r"a{background:url('https://e\2e example/1')}"), vec!["https://e.example/1"]);
+        assert_eq!(c("a{background:/**/url(https://e.example/1)/**/}"), vec!["https://e.example/1"]);
+        assert_eq!(c("@import 'https://e.example/1';"), vec!["https://e.example/1"]);
+        assert_eq!(c("@import/**/\"https://e.example/1\" screen;"), vec!["https://e.example/1"]);
+        assert_eq!(c(r"@im\70 ort 'https://e.example/1';"), vec!["https://e.example/1"]);
+        assert_eq!(c("@import url(https://e.example/1);"), vec!["https://e.example/1"]);
+        assert_eq!(c("<!-- @import 'https://e.example/1'; -->"), vec!["https://e.example/1"]);
+        assert_eq!(
+            c("a{background-image:image-set('https://e.example/1' 1x, url(https://e.example/2) 2x)}"),
+            vec!["https://e.example/1", "https://e.example/2"]
+        );
+        assert_eq!(c("a{background:-webkit-image-set(\"https://e.example/1\" 1x)}"), vec!["https://e.example/1"]);
+        assert_eq!(
+            c("@font-face{font-family:x;src:local('X'),url(https://e.example/1.woff2) format('woff2')}"),
+            vec!["https://e.example/1.woff2"]
+        );
+        assert_eq!(
+            c("@media screen{@supports (x:y){a{cursor:url(https://e.example/1),auto}}}"),
+            vec!["https://e.example/1"]
+        );
+        assert_eq!(c("@namespace svg url(http://www.w3.org/2000/svg); a{}"), Vec::<String>::new());
+        assert_eq!(c("a{content:'url(https://e.example/1)'}"), Vec::<String>::new());
+        assert_eq!(c("a{background:url(https://e.example/a b)}"), Vec::<String>::new());
+        assert_eq!(c("/* url(https://e.example/1) */"), Vec::<String>::new());
+        assert_eq!(c("a{background:url/**/(https://e.example/1)}"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn style_element_and_attribute() {
+        has("<style>body{background:url(https://evil.example/x)}</style>", "style url()", E);
+        has("<style>@import 'https://evil.example/x';</style>", "style @import", E);
+        has("<div style='background:url(https://evil.example/x)'>", "style attribute url()", E);
+        has("<div style='background:url(&quot;https://evil.example/x&quot;)'>", "style attribute url()", E);
+        has(r"<div style='background:u\72l(https://evil.example/x)'>", "style attribute url()", E);
+        // entities are not decoded in <style> (raw text)
+        let html = "<style>a{background:url(https&#58;//evil.example/x)}</style>";
+        assert!(offsite_loads(html, &page(), true, first_party).is_empty());
+        // html <style> contents are raw text: no img
+        let html = "<style><img src=https://evil.example/x></style>";
+        assert!(get(html, true).iter().all(|(c, _)| *c != "img src"));
+    }
+
+    #[test]
+    fn foreign_content_breakouts() {
+        // style inside svg/math is NOT raw text: <img> breaks out
+        has("<svg><style><img src=https://evil.example/x></style></svg>", "img src", E);
+        has("<math><style><img src=https://evil.example/x></style></math>", "img src", E);
+        has("<math><mi><img src=https://evil.example/x></mi></math>", "img src", E);
+        has("<math><mtext><img src=https://evil.example/x></mtext></math>", "img src", E);
+    }
+
+    #[test]
+    fn raw_text_and_comment_edge_cases() {
+        none("<textarea><img src=https://evil.example/x></textarea>");
+        none("<xmp><img src=https://evil.example/x></xmp>");
+        none("<title><img src=https://evil.example/x></title>");
+        none("<noembed><img src=https://evil.example/x></noembed>");
+        none("<plaintext><img src=https://evil.example/x>");
+        none("<!--[if IE]><script src=https://evil.example/x></script><![endif]-->");
+        none("<script><!--<script></script><img src=https://evil.example/x></script>-->");
+        has("<!-- a --!><img src=https://evil.example/x>", "img src", E);
+        has("<!--><img src=https://evil.example/x>-->", "img src", E);
+        has("<!---><img src=https://evil.example/x>-->", "img src", E);
+        has("<!--[if !IE]><!--><script src=https://evil.example/x></script><!--<![endif]-->", "script src", E);
+        has("<script>a</script ><img src=https://evil.example/x>", "img src", E);
+        has("<script>a</SCRIPT\t x=y><img src=https://evil.example/x>", "img src", E);
+        has("<textarea>a</textarea x=y><img src=https://evil.example/x>", "img src", E);
+        has("<? pi ><img src=https://evil.example/x>", "img src", E);
+        has("<!DOCTYPE html SYSTEM \"a><img src=https://evil.example/x>\">", "img src", E);
+    }
+
+    #[test]
+    fn tree_builder_edge_cases() {
+        // duplicate attributes: first wins
+        assert_eq!(urls("<img src=/ok.png src=https://evil.example/x>", true), vec!["https://clinic.example/ok.png"]);
+        assert_eq!(urls("<img src=https://evil.example/x src=/ok.png>", true), vec![E]);
+        // foster parenting
+        has("<table><img src=https://evil.example/x><tr><td>1</table>", "img src", E);
+        // <image> becomes <img>
+        has("<image src=https://evil.example/x>", "img src", E);
+        // uppercase, unquoted, slash separator
+        has("<IMG SRC=https://evil.example/x>", "img src", E);
+        has("<img/src=https://evil.example/x>", "img src", E);
+        has("<img \"a src=https://evil.example/x>", "img src", E);
+        // html attribute merge on a second <html> tag
+        has("<html><body><html manifest=https://evil.example/x>", "html manifest", E);
+    }
+
+    #[test]
+    fn speculation_rules() {
+        has(
+            r#"<script type=speculationrules>{"prefetch":[{"source":"list","urls":["https://evil.example/x"]}]}</script>"#,
+            "speculationrules url",
+            E,
+        );
+        has(
+            r#"<a href=https://evil.example/x>l</a><script type=speculationrules>{"prefetch":[{"where":{"href_matches":"/*"}}]}</script>"#,
+            "speculationrules document link",
+            E,
+        );
+    }
+
+    #[test]
+    fn offsite_filter() {
+        let html = "<img src=/ok.png><img src=https://cdn.clinic.example/a.png><img src=https://evil.example/x>\
+                    <img src=https://clinic.example.evil.example/x><img src=https://evilclinic.example/x>";
+        let off: Vec<String> =
+            offsite_loads(html, &page(), true, first_party).into_iter().map(|l| l.url.to_string()).collect();
+        assert_eq!(off, vec![E, "https://clinic.example.evil.example/x", "https://evilclinic.example/x"]);
+    }
+
+    #[test]
+    fn parser_findings_documented() {
+        // <noscript> raw text ends at "</noscript>" even inside an attribute
+        // value when scripting is enabled
+        let html = "<noscript><p title=\"</noscript><img src=https://evil.example/x>\"></p></noscript>";
+        assert_eq!(urls(html, true), vec![E]);
+        assert!(urls(html, false).is_empty());
+        // SVG <script> content is markup, not raw text
+        has("<svg><script>var s = \"<img src=https://evil.example/x>\";</script></svg>", "img src", E);
+        // </p> inside SVG breaks out of foreign content (current spec)
+        has("<svg></p><style><a id=\"</style><img src=https://evil.example/x>\">", "img src", E);
+        // html5ever still applies the legacy "in select" rules: img/div inside
+        // <select> are dropped (newer Chromium keeps them: oracle blind spot)
+        none("<select><img src=https://evil.example/x><div><img src=https://evil.example/y></div></select>");
+        // raw-text lookalikes inside foreign content are ordinary elements
+        has("<svg><textarea><img src=https://evil.example/x></textarea></svg>", "img src", E);
+        has("<math><iframe><img src=https://evil.example/x></iframe></math>", "img src", E);
+        // mXSS-style payloads that only fire after a reserialize/reparse do
+        // not load on first parse
+        none("<math><mtext><table><mglyph><style><img src=https://evil.example/x>");
+    }
+
+    #[test]
+    fn any_scripting_union() {
+        let html = "<img src=https://tracker.invalid/a><noscript><img src=https://evil.example/x></noscript>";
+        let off: Vec<String> =
+            offsite_loads_any_scripting(html, &page(), first_party).into_iter().map(|l| l.url.to_string()).collect();
+        assert_eq!(off, vec!["https://tracker.invalid/a", E]);
+        let l = loads("<iframe src='data:text/html,<img src=https://evil.example/x>'></iframe>", &page(), true);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].nested_in, Some("data: document"));
+        assert_eq!(l[0].to_string(), "[data: document] img src: https://evil.example/x");
+    }
+}
