@@ -21,6 +21,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the proxy (the default). Without an upstream it proxies the built-in demo clinic.
+    Serve {
+        /// Server config file (TOML); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Proxy listen address (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Origin URL, e.g. https://origin.internal:8443 (default: the built-in demo).
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Admin listen address (default 127.0.0.1:9901).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// Rules directory (default rules/).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
     /// Validate the rule files; print a summary line, or `file:line:col: message` errors.
     Check {
         /// Rules directory (site.toml + vendors/).
@@ -54,10 +72,10 @@ pub fn main() -> ExitCode {
         Some(Command::Rewrite { rules, url, consent, charset, explain }) => {
             rewrite(&rules, &url, consent.as_deref(), charset.as_deref(), explain)
         }
-        None => {
-            eprintln!("usage: tagwarden <check|rewrite> --help");
-            ExitCode::from(2)
+        Some(Command::Serve { config, listen, upstream, admin, rules }) => {
+            crate::serve::main(crate::serve::Overrides { config, listen, upstream, admin, rules })
         }
+        None => crate::serve::main(crate::serve::Overrides::default()),
     }
 }
 

@@ -5,10 +5,21 @@
 //! - [`rules`]: rule files (TOML) → located errors → [`policy::Policy`]
 //! - [`policy`]: the compiled policy and `decide()` for every construct
 //! - [`rewrite`]: the streaming lol_html rewriter (`HtmlStream`), CSS and URL reading
+//! - [`proxy`]: the pingora `ProxyHttp` implementation and its accept loop
+//! - [`serve`]: wiring for `tagwarden serve` (admin listener, demo origin, reload)
+//! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`demo`], [`http1`]
 //! - [`cli`]: `tagwarden check | rewrite | serve`
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http1;
+pub mod metrics;
 pub mod policy;
+pub mod proxy;
+pub mod reload;
 pub mod rewrite;
 pub mod rules;
+pub mod serve;
+pub mod telemetry;

@@ -1,0 +1,296 @@
+//! The server configuration file (`tagwarden serve --config FILE`): listeners,
+//! the upstream origin, the admin listener, timeouts and limits. TOML, strict:
+//! unknown keys are errors with file, line and column. Command-line flags
+//! override the file; the defaults follow Envoy's edge best-practice figures
+//! where there is one (noted on each field). `deploy/tagwarden.toml` is the
+//! commented example.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::rules::{RuleError, SourceFile};
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// Absent: the built-in demo clinic origin.
+    #[serde(default)]
+    pub upstream: Option<UpstreamConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rewrite: RewriteConfig,
+    /// Rules directory. Default `rules`.
+    #[serde(default = "default_rules")]
+    pub rules: PathBuf,
+}
+
+fn default_rules() -> PathBuf {
+    PathBuf::from("rules")
+}
+
+/// `[listen]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Proxy listener. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub address: SocketAddr,
+    /// Load balancers in front (exact IPs or CIDRs). Their `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are trusted; everyone else's are replaced. Default none
+    /// (Envoy: `xff_num_trusted_hops: 0`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig { address: default_listen(), trusted_proxies: Vec::new() }
+    }
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Origin base URL: `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// `Host` header sent to the origin. Default: the client's `Host`.
+    #[serde(default)]
+    pub host_header: Option<String>,
+    /// TLS server name for https origins. Default: the URL's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Verify the origin's certificate chain and name (https). Default true.
+    #[serde(default = "yes")]
+    pub verify_cert: bool,
+    /// PEM file with the CA(s) that sign the origin certificate. Default: system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// TCP (+TLS) connect timeout. Default 5 s (Envoy cluster `connect_timeout` 5 s at the edge).
+    #[serde(default = "five")]
+    pub connect_timeout_seconds: u64,
+    /// Longest wait for each read from the origin (headers or body). Default 60 s.
+    #[serde(default = "sixty")]
+    pub read_timeout_seconds: u64,
+    /// Longest wait for each write to the origin. Default 60 s.
+    #[serde(default = "sixty")]
+    pub write_timeout_seconds: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn five() -> u64 {
+    5
+}
+fn sixty() -> u64 {
+    60
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Admin listener (`/metrics`, `/healthz`, `/readyz`). Default `127.0.0.1:9901`: loopback, so
+    /// metrics are not exposed to the internet by accident.
+    #[serde(default = "default_admin")]
+    pub address: SocketAddr,
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { address: default_admin() }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Total size of request headers. Default 60 KiB (Envoy `max_request_headers_kb: 60`). Over: 431.
+    #[serde(default = "default_header_bytes")]
+    pub max_request_header_bytes: usize,
+    /// Number of request headers. Default 100 (Envoy `max_headers_count: 100`). Over: 431.
+    #[serde(default = "default_header_count")]
+    pub max_request_headers: usize,
+    /// Request body size. Default 10 MiB. Over: 413.
+    #[serde(default = "default_body")]
+    pub max_request_body_bytes: usize,
+    /// Idle keep-alive connection timeout. Default 300 s (Envoy edge `stream_idle_timeout: 300s`).
+    #[serde(default = "default_idle")]
+    pub idle_timeout_seconds: u64,
+    /// Time to read a request body chunk from a client. Default 60 s.
+    #[serde(default = "sixty")]
+    pub request_read_timeout_seconds: u64,
+    /// On SIGTERM/SIGINT: stop accepting, then wait this long for in-flight requests. Default 20 s.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_header_bytes() -> usize {
+    60 * 1024
+}
+fn default_header_count() -> usize {
+    100
+}
+fn default_body() -> usize {
+    10 << 20
+}
+fn default_idle() -> u64 {
+    300
+}
+fn default_grace() -> u64 {
+    20
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_header_bytes: default_header_bytes(),
+            max_request_headers: default_header_count(),
+            max_request_body_bytes: default_body(),
+            idle_timeout_seconds: default_idle(),
+            request_read_timeout_seconds: sixty(),
+            shutdown_grace_seconds: default_grace(),
+        }
+    }
+}
+
+/// `[rewrite]`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteConfig {
+    /// lol_html memory bound per document. Default 4 MiB.
+    #[serde(default = "default_mem")]
+    pub max_memory_bytes: usize,
+    /// Largest inline script/style/noscript held for a decision. Default 1 MiB.
+    #[serde(default = "default_inline")]
+    pub max_inline_bytes: usize,
+}
+
+fn default_mem() -> usize {
+    4 << 20
+}
+fn default_inline() -> usize {
+    1 << 20
+}
+
+impl Default for RewriteConfig {
+    fn default() -> Self {
+        RewriteConfig { max_memory_bytes: default_mem(), max_inline_bytes: default_inline() }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, RuleError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        let source = SourceFile { path: path.to_path_buf(), text };
+        let cfg: Config = toml::from_str(&source.text).map_err(|e| {
+            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            source.error_at(e.span().unwrap_or(0..0), msg)
+        })?;
+        cfg.validate().map_err(|m| source.error(m))?;
+        Ok(cfg)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(up) = &self.upstream {
+            let u = url::Url::parse(&up.url).map_err(|e| format!("upstream.url: {e}"))?;
+            if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                return Err(format!("upstream.url: `{}` must be http(s)://host[:port]", up.url));
+            }
+        }
+        for p in &self.listen.trusted_proxies {
+            parse_cidr(p).ok_or_else(|| format!("listen.trusted_proxies: `{p}` is not an IP address or CIDR"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `10.0.0.0/8`, `::1`, `192.0.2.7` → (network, prefix length).
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, len) = match s.split_once('/') {
+        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+        None => {
+            let ip = s.parse::<IpAddr>().ok()?;
+            (ip, if ip.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((ip, len))
+}
+
+/// Whether `addr` is inside `net/len`.
+pub fn cidr_contains(net: IpAddr, len: u8, addr: IpAddr) -> bool {
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let (n, l) = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(cidr_contains(n, l, "10.1.2.3".parse().unwrap()));
+        assert!(!cidr_contains(n, l, "11.0.0.1".parse().unwrap()));
+        let (n, l) = parse_cidr("::1").unwrap();
+        assert!(cidr_contains(n, l, "::1".parse().unwrap()));
+        assert!(parse_cidr("10.0.0.0/33").is_none());
+        assert!(parse_cidr("example.com").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_located_errors() {
+        let dir = std::env::temp_dir().join(format!("tw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[listen]\naddress = \"127.0.0.1:1\"\n\n[limits]\nmax_headers = 5\n").unwrap();
+        let err = Config::load(&path).unwrap_err();
+        assert_eq!((err.line, err.column), (5, 1), "{err}");
+        assert!(err.message.contains("max_headers"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_gives_edge_defaults() {
+        let cfg: Config = toml::from_str("").unwrap();
+        assert_eq!(cfg.listen.address, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(cfg.admin.address, "127.0.0.1:9901".parse().unwrap());
+        assert_eq!(cfg.limits.max_request_header_bytes, 60 * 1024);
+        assert_eq!(cfg.limits.max_request_headers, 100);
+        assert!(cfg.upstream.is_none());
+    }
+}

@@ -1,0 +1,2 @@
+// First-party site script: stays untouched.
+document.documentElement.dataset.app = "ready";

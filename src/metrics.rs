@@ -1,0 +1,187 @@
+//! Every metric tagwarden exports, defined in one place. Names follow
+//! `tagwarden_<name>_<unit>[_total]` in base units; every label value comes from
+//! a closed enum or a rule id (`vendor` is a vendor id or `unknown`), never from
+//! request data, so label sets stay bounded whatever clients send.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::policy::{Finding, Outcome};
+
+/// The process's metrics and the registry they live in.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub html_documents: IntCounterVec,
+    pub elements_removed: IntCounterVec,
+    pub elements_first_party: IntCounterVec,
+    pub first_party_requests: IntCounterVec,
+    pub rewrite_errors: IntCounterVec,
+    pub rewrite_duration: Histogram,
+    pub rules_reloads: IntCounterVec,
+    pub rules_info: IntGaugeVec,
+    pub rules_loaded_timestamp: IntGauge,
+    pub requests_rejected: IntCounterVec,
+    pub inflight_requests: IntGauge,
+    pub bytes_rewritten: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("tagwarden"), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    c
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric. Panics only on a programming error in
+    /// the definitions below (duplicate or malformed names), at start-up.
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let http_requests = counter(
+            &registry,
+            "http_requests_total",
+            "HTTP requests answered, by listener and status code.",
+            &["listener", "code"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("request_duration_seconds", "Time from request start to the end of the response.")
+                .namespace("tagwarden")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["listener"],
+        )
+        .expect("request_duration_seconds");
+        registry.register(Box::new(request_duration.clone())).expect("register request_duration_seconds");
+        let html_documents = counter(
+            &registry,
+            "html_documents_total",
+            "HTML documents seen, by mode (enforce|report) and outcome (rewritten|passed|aborted|refused).",
+            &["mode", "outcome"],
+        );
+        let elements_removed = counter(
+            &registry,
+            "elements_removed_total",
+            "Loads removed from pages (report mode: that would have been removed), by vendor, category, construct and reason.",
+            &["vendor", "category", "construct", "reason"],
+        );
+        let elements_first_party = counter(
+            &registry,
+            "elements_first_party_total",
+            "Allowed vendor loads rewritten to the first-party path.",
+            &["vendor", "construct"],
+        );
+        let first_party_requests = counter(
+            &registry,
+            "first_party_requests_total",
+            "Requests to the first-party vendor path, by vendor and outcome.",
+            &["vendor", "outcome"],
+        );
+        let rewrite_errors = counter(
+            &registry,
+            "rewrite_errors_total",
+            "HTML rewriting errors (the response failed closed).",
+            &["kind"],
+        );
+        let rewrite_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "rewrite_duration_seconds",
+                "CPU time spent rewriting one HTML document (sum over its chunks).",
+            )
+            .namespace("tagwarden")
+            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+        )
+        .expect("rewrite_duration_seconds");
+        registry.register(Box::new(rewrite_duration.clone())).expect("register rewrite_duration_seconds");
+        let rules_reloads =
+            counter(&registry, "rules_reloads_total", "Rule reloads, by result (ok|error).", &["result"]);
+        let rules_info = IntGaugeVec::new(
+            Opts::new("rules_info", "The loaded rules version (value is always 1).").namespace("tagwarden"),
+            &["version"],
+        )
+        .expect("rules_info");
+        registry.register(Box::new(rules_info.clone())).expect("register rules_info");
+        let rules_loaded_timestamp = IntGauge::with_opts(
+            Opts::new("rules_loaded_timestamp_seconds", "Unix time the current rules were loaded.")
+                .namespace("tagwarden"),
+        )
+        .expect("rules_loaded_timestamp_seconds");
+        registry.register(Box::new(rules_loaded_timestamp.clone())).expect("register rules_loaded_timestamp_seconds");
+        let requests_rejected = counter(
+            &registry,
+            "requests_rejected_total",
+            "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html).",
+            &["reason"],
+        );
+        let inflight_requests = IntGauge::with_opts(
+            Opts::new("inflight_requests", "Requests being served on the proxy listener.").namespace("tagwarden"),
+        )
+        .expect("inflight_requests");
+        registry.register(Box::new(inflight_requests.clone())).expect("register inflight_requests");
+        let bytes_rewritten = IntCounter::with_opts(
+            Opts::new("html_rewritten_bytes_total", "Decoded HTML bytes passed through the rewriter.")
+                .namespace("tagwarden"),
+        )
+        .expect("html_rewritten_bytes_total");
+        registry.register(Box::new(bytes_rewritten.clone())).expect("register html_rewritten_bytes_total");
+        Metrics {
+            registry,
+            http_requests,
+            request_duration,
+            html_documents,
+            elements_removed,
+            elements_first_party,
+            first_party_requests,
+            rewrite_errors,
+            rewrite_duration,
+            rules_reloads,
+            rules_info,
+            rules_loaded_timestamp,
+            requests_rejected,
+            inflight_requests,
+            bytes_rewritten,
+        }
+    }
+
+    /// Counts one rewriter finding.
+    pub fn record_finding(&self, f: &Finding) {
+        let vendor = f.vendor_label();
+        match f.outcome {
+            Outcome::Removed(reason) => {
+                let category = f.category.map_or("unknown", |c| c.as_str());
+                self.elements_removed
+                    .with_label_values(&[vendor, category, f.construct.as_str(), reason.as_str()])
+                    .inc();
+            }
+            Outcome::FirstParty => {
+                self.elements_first_party.with_label_values(&[vendor, f.construct.as_str()]).inc();
+            }
+            Outcome::Kept => {}
+        }
+    }
+
+    /// Marks `version` as the loaded rules.
+    pub fn set_rules(&self, version: &str) {
+        self.rules_info.reset();
+        self.rules_info.with_label_values(&[version]).set(1);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.rules_loaded_timestamp.set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

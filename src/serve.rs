@@ -1,0 +1,259 @@
+//! `tagwarden serve`: wires the config, the rules, the admin listener, the
+//! optional built-in demo origin, rule reloading and the proxy, and handles
+//! SIGTERM/SIGINT with a bounded drain.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Config, UpstreamConfig, parse_cidr};
+use crate::http1::{self, Request, Response};
+use crate::metrics::Metrics;
+use crate::proxy::{Origin, Shared, Warden};
+
+/// Command-line overrides for the config file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    pub admin: Option<SocketAddr>,
+    pub rules: Option<PathBuf>,
+}
+
+/// Resolves the effective config.
+pub fn effective_config(o: &Overrides) -> Result<Config, String> {
+    let mut cfg = match &o.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if cfg.rules.as_os_str().is_empty() {
+        cfg.rules = PathBuf::from("rules");
+    }
+    if let Some(l) = o.listen {
+        cfg.listen.address = l;
+    }
+    if let Some(a) = o.admin {
+        cfg.admin.address = a;
+    }
+    if let Some(r) = &o.rules {
+        cfg.rules = r.clone();
+    }
+    if let Some(u) = &o.upstream {
+        let mut up = cfg.upstream.take().unwrap_or(UpstreamConfig {
+            url: String::new(),
+            host_header: None,
+            sni: None,
+            verify_cert: true,
+            ca_file: None,
+            connect_timeout_seconds: 5,
+            read_timeout_seconds: 60,
+            write_timeout_seconds: 60,
+        });
+        up.url = u.clone();
+        cfg.upstream = Some(up);
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Builds the origin from config (resolving its host once, at start-up).
+pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, String> {
+    let u = url::Url::parse(&up.url).map_err(|e| format!("upstream.url: {e}"))?;
+    let tls = u.scheme() == "https";
+    let host = u.host_str().ok_or("upstream.url has no host")?.to_string();
+    let port = u.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("upstream {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("upstream {host} does not resolve"))?;
+    if up.ca_file.is_some() {
+        return Err("upstream.ca_file is not supported yet: install the CA in the system store".into());
+    }
+    Ok(Origin {
+        addr,
+        tls,
+        sni: up.sni.clone().unwrap_or(host),
+        host_header: up.host_header.clone(),
+        verify_cert: up.verify_cert,
+        connect_timeout: Duration::from_secs(up.connect_timeout_seconds),
+        read_timeout: Duration::from_secs(up.read_timeout_seconds),
+        write_timeout: Duration::from_secs(up.write_timeout_seconds),
+    })
+}
+
+/// Everything `serve` runs, with the addresses it actually bound.
+#[derive(Debug)]
+pub struct Running {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub demo_addr: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    pub shutdown: watch::Sender<bool>,
+    pub done: tokio::task::JoinHandle<()>,
+}
+
+/// Binds and starts everything; returns once listening.
+pub async fn start(cfg: Config) -> Result<Running, String> {
+    let policy = crate::rules::load_dir(&cfg.rules).map_err(|e| format!("rules in {}:\n{e}", cfg.rules.display()))?;
+    let metrics = Metrics::new();
+    metrics.set_rules(&policy.version);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let (origin, demo_addr) = match &cfg.upstream {
+        Some(up) => (origin_for(up).await?, None),
+        None => {
+            let l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("demo origin: {e}"))?;
+            let addr = l.local_addr().map_err(|e| e.to_string())?;
+            tokio::spawn(http1::serve(l, shutdown_rx.clone(), crate::demo::handle));
+            let origin = Origin {
+                addr,
+                tls: false,
+                sni: String::new(),
+                host_header: None,
+                verify_cert: false,
+                connect_timeout: Duration::from_secs(2),
+                read_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(10),
+            };
+            (origin, Some(addr))
+        }
+    };
+    let trusted_proxies: Vec<(IpAddr, u8)> = cfg.listen.trusted_proxies.iter().filter_map(|p| parse_cidr(p)).collect();
+    let grace = Duration::from_secs(cfg.limits.shutdown_grace_seconds);
+    let shared = Arc::new(Shared {
+        policy: ArcSwap::from_pointee(policy),
+        metrics,
+        config: cfg.clone(),
+        origin,
+        trusted_proxies,
+        vendor_port: 443,
+        vendor_resolve_override: None,
+        vendor_tls: true,
+    });
+    start_with(shared, cfg.listen.address, cfg.admin.address, grace, shutdown_tx, shutdown_rx, demo_addr).await
+}
+
+/// Starts the listeners for an already-built [`Shared`] (tests use this to
+/// point vendors at loopback sinks).
+pub async fn start_with(
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    grace: Duration,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    demo_addr: Option<SocketAddr>,
+) -> Result<Running, String> {
+    let proxy_l = TcpListener::bind(listen).await.map_err(|e| format!("listen {listen}: {e}"))?;
+    let admin_l = TcpListener::bind(admin).await.map_err(|e| format!("admin {admin}: {e}"))?;
+    let proxy_addr = proxy_l.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_l.local_addr().map_err(|e| e.to_string())?;
+
+    let admin_shared = shared.clone();
+    tokio::spawn(http1::serve(admin_l, shutdown_rx.clone(), move |req| {
+        let shared = admin_shared.clone();
+        async move { admin_response(&shared, &req) }
+    }));
+    tokio::spawn(crate::reload::watch_rules(
+        shared.config.rules.clone(),
+        shared.clone(),
+        Duration::from_secs(2),
+        shutdown_rx.clone(),
+    ));
+    let warden = Warden { shared: shared.clone() };
+    let done = tokio::spawn(crate::proxy::server::run(proxy_l, warden, shutdown_rx, grace));
+    Ok(Running { proxy_addr, admin_addr, demo_addr, shared, shutdown: shutdown_tx, done })
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`, `/rules`.
+fn admin_response(shared: &Shared, req: &Request) -> Response {
+    let m = &shared.metrics;
+    let resp = match (req.method.as_str(), req.path()) {
+        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", m.render()),
+        ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
+        ("GET" | "HEAD", "/readyz") => Response::text(200, "ready\n"),
+        ("GET" | "HEAD", "/rules") => {
+            let p = shared.policy.load();
+            let body = serde_json::json!({
+                "site": p.site_name,
+                "version": p.version,
+                "vendors": p.vendors.iter().map(|v| &v.id).collect::<Vec<_>>(),
+                "routes": p.routes.iter().map(|r| serde_json::json!({
+                    "path": r.pattern,
+                    "allow": r.allow.iter().map(|i| &p.vendors[*i].id).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+            Response::new(200, "application/json", body.to_string())
+        }
+        (_, "/metrics" | "/healthz" | "/readyz" | "/rules") => Response::text(405, "method not allowed\n"),
+        _ => Response::text(404, "not found\n"),
+    };
+    m.http_requests.with_label_values(&["admin", &resp.status.to_string()]).inc();
+    resp
+}
+
+/// Runs until SIGTERM/SIGINT, printing where to look.
+pub fn main(o: Overrides) -> std::process::ExitCode {
+    crate::telemetry::init();
+    let cfg = match effective_config(&o) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let running = match start(cfg).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let p = running.proxy_addr;
+        let a = running.admin_addr;
+        match running.demo_addr {
+            Some(_) => {
+                println!("tagwarden is proxying the built-in demo clinic site.");
+                println!("  open   http://{p}/                      (index)");
+                println!("         http://{p}/conditions/diabetes   (Meta Pixel, gtag, Hotjar, Intercom: removed)");
+                println!("         http://{p}/appointments          (Zendesk widget: served first-party)");
+                println!("  try    curl -s http://{p}/conditions/diabetes | grep -cE 'facebook|googletagmanager|hotjar|intercom'   # 0");
+                println!("         curl -s http://{p}/appointments | grep -o '/_tw/zendesk/[^\"]*'");
+                println!("  metrics http://{a}/metrics   health http://{a}/healthz");
+            }
+            None => println!("tagwarden listening on http://{p}/ (admin http://{a}/metrics)"),
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term_recv = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = term_recv => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = running.shutdown.send(true);
+        let _ = running.done.await;
+        std::process::ExitCode::SUCCESS
+    })
+}
