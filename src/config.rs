@@ -285,6 +285,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tagwarden.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert_eq!(cfg.limits.max_request_headers, 100);
+        assert!(cfg.upstream.is_some());
+    }
+
+    #[test]
     fn empty_file_gives_edge_defaults() {
         let cfg: Config = toml::from_str("").unwrap();
         assert_eq!(cfg.listen.address, "127.0.0.1:8080".parse().unwrap());

@@ -1,1 +1,76 @@
+//! Unit tests of the stream's fail-closed and mode behaviour; construct-level
+//! behaviour is covered by the golden, evasion and corpus tests under `tests/`.
+#![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+
+use super::*;
+use crate::policy::ConsentSet;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(crate::rules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap())
+}
+
+fn page(p: &Policy) -> PageContext {
+    p.page(&url::Url::parse("https://clinic.example/patient/x").unwrap(), ConsentSet::essential_only())
+}
+
+#[test]
+fn utf16_bom_is_an_error_not_a_pass_through() {
+    let p = policy();
+    let mut s = HtmlStream::new(p.clone(), page(&p), RewriteOptions::default(), Some("utf-8")).unwrap();
+    let mut input = vec![0xFF, 0xFE];
+    for c in "<img src=https://evil.example/x>".encode_utf16() {
+        input.extend_from_slice(&c.to_le_bytes());
+    }
+    assert_eq!(s.write(&input), Err(RewriteError::UnsupportedEncoding("UTF-16LE")));
+    assert_eq!(s.end(), Err(RewriteError::Poisoned));
+}
+
+#[test]
+fn utf16_charset_label_is_refused_up_front() {
+    let p = policy();
+    let err = HtmlStream::new(p.clone(), page(&p), RewriteOptions::default(), Some("utf-16")).unwrap_err();
+    assert_eq!(err.kind(), "unsupported_encoding");
+}
+
+#[test]
+fn inline_script_over_the_limit_fails_closed() {
+    let p = policy();
+    let opts = RewriteOptions { max_inline_bytes: 64, ..RewriteOptions::default() };
+    let mut s = HtmlStream::new(p.clone(), page(&p), opts, None).unwrap();
+    let doc = format!("<script>{}</script>", "x".repeat(100));
+    let out = s.write(doc.as_bytes());
+    assert_eq!(out, Err(RewriteError::InlineTooLarge(64)));
+    assert!(s.write(b"<p>more</p>").is_err(), "a failed stream never passes the rest through");
+}
+
+#[test]
+fn memory_limit_is_an_error() {
+    let p = policy();
+    let opts = RewriteOptions { max_memory_bytes: 2048, ..RewriteOptions::default() };
+    let mut s = HtmlStream::new(p.clone(), page(&p), opts, None).unwrap();
+    // One start tag larger than the memory bound must be buffered whole by the parser.
+    let doc = format!("<div title=\"{}\">", "a".repeat(64 * 1024));
+    let mut result = s.write(doc.as_bytes()).map(|_| ());
+    if result.is_ok() {
+        result = s.end().map(|_| ());
+    }
+    assert_eq!(result, Err(RewriteError::MemoryLimit));
+}
+
+#[test]
+fn report_mode_returns_input_bytes_and_still_records() {
+    let p = policy();
+    let mut ctx = page(&p);
+    ctx.mode = Mode::Report;
+    let mut s = HtmlStream::new(p.clone(), ctx, RewriteOptions::default(), None).unwrap();
+    let doc = b"<script src=\"https://connect.facebook.net/en_US/fbevents.js\"></script><p>x</p>";
+    let mut out = s.write(&doc[..20]).unwrap();
+    out.extend(s.write(&doc[20..]).unwrap());
+    out.extend(s.end().unwrap());
+    assert_eq!(out, doc);
+    let findings = s.take_findings();
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].vendor.as_deref(), Some("meta_pixel"));
+}
