@@ -273,30 +273,24 @@ impl Warden {
             Mode::Report => None,
             Mode::Enforce => Some(Encoder::for_accept_encoding(ctx.accept_encoding.as_deref())),
         };
-        match &encoder {
-            Some(enc) => {
-                let _ = resp.remove_header("content-length");
-                let _ = resp.remove_header("accept-ranges");
-                // The rewritten body is not the origin's representation, and depends on the rules.
-                let _ = resp.remove_header("etag");
-                match enc.content_encoding() {
-                    Some(ce) => resp.insert_header("content-encoding", ce)?,
-                    None => {
-                        let _ = resp.remove_header("content-encoding");
-                    }
-                }
-                resp.append_header("vary", "Accept-Encoding")?;
-                if session.req_header().method != http::Method::HEAD {
-                    resp.insert_header("transfer-encoding", "chunked")?;
+        if let Some(enc) = &encoder {
+            let _ = resp.remove_header("content-length");
+            let _ = resp.remove_header("accept-ranges");
+            // The rewritten body is not the origin's representation, and depends on the rules.
+            let _ = resp.remove_header("etag");
+            match enc.content_encoding() {
+                Some(ce) => resp.insert_header("content-encoding", ce)?,
+                None => {
+                    let _ = resp.remove_header("content-encoding");
                 }
             }
-            None => {}
+            resp.append_header("vary", "Accept-Encoding")?;
+            if session.req_header().method != http::Method::HEAD {
+                resp.insert_header("transfer-encoding", "chunked")?;
+            }
         }
-        let (decoder, encoder) = match encoder {
-            Some(e) => (decoder, e),
-            // Report mode: analyse decoded bytes, forward the originals (see response_body_filter).
-            None => (decoder, Encoder::Identity),
-        };
+        // Report mode: analyse decoded bytes, forward the originals (see response_body_filter).
+        let encoder = encoder.unwrap_or(Encoder::Identity);
         ctx.html = Some(Mutex::new(HtmlPipeline {
             decoder: Some(decoder),
             stream,
@@ -402,7 +396,7 @@ impl ProxyHttp for Warden {
             let Target::Vendor { vendor, .. } = &target else { return Err(status_error(404)) };
             let v = policy.vendor(*vendor);
             let method = session.req_header().method.as_str().to_string();
-            if !v.methods.iter().any(|m| *m == method) {
+            if !v.methods.contains(&method) {
                 metrics.first_party_requests.with_label_values(&[&v.id, "rejected"]).inc();
                 return Err(status_error(405));
             }
@@ -544,7 +538,7 @@ impl ProxyHttp for Warden {
         if !is_html(ct) || status == 204 || status == 304 || (100..200).contains(&status) {
             return Ok(());
         }
-        if status >= 300 && status < 400 && resp.headers.get("content-type").is_none() {
+        if (300..400).contains(&status) && resp.headers.get("content-type").is_none() {
             return Ok(());
         }
         self.start_html(session, ctx, resp)

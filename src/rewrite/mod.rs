@@ -140,7 +140,7 @@ impl Engine {
 enum Phase {
     /// Waiting for enough bytes to see a byte-order mark.
     Sniffing(Vec<u8>),
-    Running(Engine),
+    Running(Box<Engine>),
     Done,
     Failed,
 }
@@ -279,7 +279,7 @@ impl HtmlStream {
         }
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Running(engine) => {
-                let Engine { rewriter, out: sink, state } = engine;
+                let Engine { rewriter, out: sink, state } = *engine;
                 rewriter.end().map_err(RewriteError::from_lol)?;
                 out.extend(std::mem::take(&mut *lock(&sink.0)));
                 self.findings.append(&mut lock(&state).findings);
@@ -306,7 +306,7 @@ impl HtmlStream {
         let mut engine = Engine::new(state, ascii, adjust);
         engine.rewriter.write(first).map_err(RewriteError::from_lol)?;
         let out = engine.take_output();
-        self.phase = Phase::Running(engine);
+        self.phase = Phase::Running(Box::new(engine));
         Ok(out)
     }
 }
