@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
-use regex::RegexSet;
+use regex::bytes::{RegexBuilder, RegexSet, RegexSetBuilder};
 use url::Url;
 
 use crate::rules::schema::{Mode, Serve};
@@ -359,7 +359,7 @@ impl Policy {
         let mut signature_vendor = Vec::new();
         for (idx, (file, v)) in src.vendors.iter().enumerate() {
             for (j, s) in v.inline_signatures.iter().enumerate() {
-                match regex::Regex::new(s.get_ref()) {
+                match signature_regex(s.get_ref()) {
                     Ok(_) => {
                         if let Some((vidx, _)) = ids.get(v.id.get_ref()) {
                             sig_patterns.push(s.get_ref().clone());
@@ -381,7 +381,9 @@ impl Policy {
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
-        let signatures = RegexSet::new(&sig_patterns)
+        let signatures = RegexSetBuilder::new(&sig_patterns)
+            .unicode(false)
+            .build()
             .map_err(|e| RuleErrors(vec![site_src.error(format!("inline signatures: {e}"))]))?;
 
         let mut exact_hosts = HashMap::new();
@@ -421,6 +423,13 @@ impl Policy {
             signature_vendor,
         })
     }
+}
+
+/// Signatures are matched on bytes with Unicode classes off: `\b` and `\w` are
+/// ASCII, which keeps every signature on the lazy DFA (a Unicode `\b` forces the
+/// much slower PikeVM over whole inline scripts). Snippets are ASCII code.
+fn signature_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
+    RegexBuilder::new(pattern).unicode(false).build()
 }
 
 fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
@@ -709,7 +718,7 @@ impl Policy {
         if self.signature_vendor.is_empty() {
             return None;
         }
-        let matches = self.signatures.matches(text);
+        let matches = self.signatures.matches(text.as_bytes());
         if !matches.matched_any() {
             return None;
         }
