@@ -94,6 +94,7 @@ pub struct Ctx {
     page_url: Option<url::Url>,
     client_ip: Option<IpAddr>,
     route_label: String,
+    request_body_bytes: usize,
 }
 
 /// decode → rewrite → encode for one HTML response.
@@ -146,6 +147,14 @@ impl HtmlPipeline {
         }
         Ok(out)
     }
+}
+
+/// Whether a raw HTTP/1 request head carries a `Content-Length` field.
+fn raw_head_has_content_length(head: &[u8]) -> bool {
+    head.split(|b| *b == b'\n').skip(1).any(|line| {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        line.contains(&b':') && name.trim_ascii().eq_ignore_ascii_case(b"content-length")
+    })
 }
 
 fn status_error(code: u16) -> Box<Error> {
@@ -324,6 +333,7 @@ impl ProxyHttp for Warden {
             page_url: None,
             client_ip: None,
             route_label: String::new(),
+            request_body_bytes: 0,
         }
     }
 
@@ -344,14 +354,16 @@ impl ProxyHttp for Warden {
             self.shared.metrics.requests_rejected.with_label_values(&["header_limits"]).inc();
             return Err(status_error(431));
         }
-        // Smuggling: a Transfer-Encoding other than exactly `chunked` is refused. pingora
-        // drops Content-Length when both are sent and turns keep-alive off; an HTTP/1.1
-        // request with TE and keep-alive off that did not ask for `close` is that case.
+        // Smuggling: a Transfer-Encoding other than exactly `chunked` is refused, and so is
+        // Transfer-Encoding with Content-Length. pingora drops Content-Length from the parsed
+        // header when both are sent, so the raw request head is what tells.
         let te: Vec<&str> = req.headers.get_all("transfer-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
         if !te.is_empty() {
             let chunked_only = te.len() == 1 && te[0].trim().eq_ignore_ascii_case("chunked");
-            let asked_close = header_str(req, "connection").is_some_and(|c| c.to_ascii_lowercase().contains("close"));
-            let both = req.version == http::Version::HTTP_11 && session.get_keepalive().is_none() && !asked_close;
+            let both = session
+                .as_downstream()
+                .as_http1()
+                .is_none_or(|h1| raw_head_has_content_length(&h1.get_headers_raw_bytes()));
             if !chunked_only || both {
                 self.shared.metrics.requests_rejected.with_label_values(&["smuggling"]).inc();
                 return Err(status_error(400));
@@ -373,6 +385,22 @@ impl ProxyHttp for Warden {
                     return Err(status_error(400));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Counts request body bytes whatever the framing (a chunked body has no Content-Length to check up front).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        ctx.request_body_bytes += body.as_ref().map_or(0, |b| b.len());
+        if ctx.request_body_bytes > self.shared.config.limits.max_request_body_bytes {
+            self.shared.metrics.requests_rejected.with_label_values(&["body_too_large"]).inc();
+            return Err(status_error(413));
         }
         Ok(())
     }
@@ -569,8 +597,9 @@ impl ProxyHttp for Warden {
                     metrics.rewrite_errors.with_label_values(&[e.kind()]).inc();
                     metrics.html_documents.with_label_values(&["enforce", "aborted"]).inc();
                     tracing::warn!(kind = e.kind(), route = %ctx.route_label, "HTML rewriting failed; response aborted");
-                    // Never the raw rest: the connection closes without the final chunk.
-                    return Err(Error::explain(ErrorType::InternalError, "rewrite aborted"));
+                    // Never the raw rest: before the first byte this is a 502 page, after it
+                    // the connection closes without the final chunk.
+                    return Err(Error::explain(ErrorType::HTTPStatus(502), "rewrite aborted"));
                 }
             },
         }

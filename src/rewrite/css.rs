@@ -20,6 +20,11 @@ pub struct CssUrl {
 
 /// Every URL reference in `css`, in order.
 pub fn find_urls(css: &str) -> Vec<CssUrl> {
+    // A URL needs a literal `(` (function or url token) or `@` (at-rule): escapes
+    // cannot produce either. Most style attributes have neither.
+    if !css.as_bytes().iter().any(|b| matches!(b, b'(' | b'@')) {
+        return Vec::new();
+    }
     Scanner { s: css, b: css.as_bytes(), i: 0, out: Vec::new(), funcs: Vec::new(), after_import: false }.run()
 }
 

@@ -1,0 +1,1289 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! End-to-end tests of the proxy, in-process: a real `Shared` with the shipped
+//! rules, `serve::start_with` on ephemeral loopback ports, raw-TCP test origins
+//! (so framing, trickling, resets and codings are exact) and a raw-TCP client
+//! (so a missing final chunk or a closed connection is visible).
+//!
+//! Ordering between the origin and the client is always enforced with
+//! channels (`Notify`), never with sleeps. Every `tokio::time::timeout` here
+//! is a hang guard that turns "the proxy never answered" into a failure; no
+//! test asserts how long anything took.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+use tagwarden::config::Config;
+use tagwarden::metrics::Metrics;
+use tagwarden::proxy::{Origin, Shared};
+use tagwarden::serve::{Running, start_with};
+
+/// Hang guard for one exchange (not a timing assertion).
+const GUARD: Duration = Duration::from_secs(30);
+/// Most connections a test server accepts.
+const MAX_CONNS: usize = 64;
+/// Largest request head / body / response any helper reads.
+const MAX_BYTES: usize = 64 << 20;
+
+const TRACKERS: &str = r#"<script src="https://connect.facebook.net/en_US/fbevents.js"></script><img src="https://www.facebook.com/tr?id=1"> <script id="ze-snippet" src="https://static.zdassets.com/ekr/snippet.js?key=k"></script>"#;
+const ZENDESK_FIRST_PARTY: &str = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js";
+
+// ---------------------------------------------------------------------------
+// Test servers (origin and vendor sink)
+// ---------------------------------------------------------------------------
+
+/// A request as a test server received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+}
+
+/// A raw HTTP/1.1 server: records every request head (and body), then hands
+/// the socket to the handler, which writes whatever bytes the test wants.
+struct TestServer {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestServer {
+    async fn start<F, Fut>(handler: F) -> TestServer
+    where
+        F: Fn(Seen, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        let handler = Arc::new(handler);
+        tokio::spawn(async move {
+            for _ in 0..MAX_CONNS {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let (recorded, handler) = (recorded.clone(), handler.clone());
+                tokio::spawn(async move {
+                    let Some(req) = read_request(&mut sock).await else { return };
+                    recorded.lock().unwrap().push(req.clone());
+                    handler(req, sock).await;
+                });
+            }
+        });
+        TestServer { addr, seen }
+    }
+
+    /// Answers every request with the same bytes, then closes.
+    async fn fixed(response: Vec<u8>) -> TestServer {
+        TestServer::start(move |_req, sock| send_and_close(sock, response.clone())).await
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+async fn send_and_close(mut sock: TcpStream, bytes: Vec<u8>) {
+    let _ = sock.write_all(&bytes).await;
+    let _ = sock.shutdown().await;
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    find(hay, needle.as_bytes()).is_some()
+}
+
+/// Reads one request (head, then a Content-Length or chunked body).
+async fn read_request(sock: &mut TcpStream) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_BYTES {
+            return None;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let target = first.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut seen = Seen { method, target, headers, body: Vec::new() };
+    let mut rest = buf[head_end..].to_vec();
+    let chunked = seen.header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    let length: Option<usize> = seen.header("content-length").and_then(|l| l.parse().ok());
+    // Bounded: every round reads at least one byte or returns.
+    while rest.len() <= MAX_BYTES {
+        if chunked {
+            let d = dechunk(&rest);
+            if d.complete {
+                seen.body = d.body;
+                return Some(seen);
+            }
+        } else {
+            let want = length.unwrap_or(0);
+            if rest.len() >= want {
+                rest.truncate(want);
+                seen.body = rest;
+                return Some(seen);
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            seen.body = rest;
+            return Some(seen);
+        }
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    None
+}
+
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn head(status: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for (n, v) in headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+/// A complete Content-Length response.
+fn cl_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let len = body.len().to_string();
+    let mut h = headers.to_vec();
+    h.push(("content-length", &len));
+    let mut out = head(status, &h);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A complete chunked response, the body split into `pieces`-byte chunks.
+fn chunked_response(status: &str, headers: &[(&str, &str)], body: &[u8], piece: usize) -> Vec<u8> {
+    let mut h = headers.to_vec();
+    h.push(("transfer-encoding", "chunked"));
+    let mut out = head(status, &h);
+    for c in body.chunks(piece) {
+        out.extend(chunk(c));
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Bodies and codings
+// ---------------------------------------------------------------------------
+
+/// A page with trackers, a Zendesk snippet, and enough text to span many chunks.
+fn page() -> Vec<u8> {
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Clinic</title></head><body><h1>Diabetes care</h1>",
+    );
+    s.push_str(TRACKERS);
+    for i in 0..1500 {
+        s.push_str(&format!("<p>Paragraph {i}: book an appointment with our care team.</p>\n"));
+    }
+    s.push_str("<p>end of page</p></body></html>\n");
+    s.into_bytes()
+}
+
+fn assert_rewritten(html: &[u8]) {
+    let s = String::from_utf8_lossy(html);
+    assert!(!s.contains("facebook"), "a tracker survived:\n{}", &s[..s.len().min(2000)]);
+    assert!(
+        s.contains(&format!("src=\"{ZENDESK_FIRST_PARTY}?key=k\"")),
+        "Zendesk not rewritten first-party:\n{}",
+        &s[..s.len().min(2000)]
+    );
+    assert!(!s.contains("src=\"https://static.zdassets.com"), "Zendesk still loaded third-party");
+    assert!(s.contains("<p>end of page</p></body></html>"), "page truncated");
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn br(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::BrotliCompress(&mut &data[..], &mut out, &Default::default()).unwrap();
+    out
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).expect("body is not valid gzip");
+    out
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Client side
+// ---------------------------------------------------------------------------
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Body with the transfer coding removed (content coding untouched).
+    body: Vec<u8>,
+    /// Chunked: the terminating `0\r\n\r\n` arrived. Content-Length: all bytes arrived.
+    complete: bool,
+    /// Raw bytes after the head.
+    after_head: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    fn chunked(&self) -> bool {
+        self.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+struct Dechunked {
+    body: Vec<u8>,
+    complete: bool,
+}
+
+/// Removes chunked framing; `complete` only if the last chunk and the final CRLF arrived.
+fn dechunk(mut data: &[u8]) -> Dechunked {
+    let mut body = Vec::new();
+    // Bounded: each round consumes a chunk header or returns.
+    while !data.is_empty() {
+        let Some(eol) = find(data, b"\r\n") else { break };
+        let line = String::from_utf8_lossy(&data[..eol]).to_string();
+        let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or_default().trim(), 16) else { break };
+        data = &data[eol + 2..];
+        if size == 0 {
+            // Trailers (none expected) end with an empty line.
+            let complete = data.starts_with(b"\r\n") || find(data, b"\r\n\r\n").is_some();
+            return Dechunked { body, complete };
+        }
+        if data.len() < size {
+            body.extend_from_slice(data);
+            break;
+        }
+        body.extend_from_slice(&data[..size]);
+        data = &data[size..];
+        if data.len() < 2 {
+            break;
+        }
+        data = &data[2..];
+    }
+    Dechunked { body, complete: false }
+}
+
+fn parse_response(raw: &[u8], head_request: bool) -> Resp {
+    let end = find(raw, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let after_head = raw[end + 4..].to_vec();
+    let mut r =
+        Resp { status, headers, body: Vec::new(), complete: true, after_head: after_head.clone(), raw: raw.to_vec() };
+    if head_request || status == 204 || status == 304 || status < 200 {
+        return r;
+    }
+    if r.chunked() {
+        let d = dechunk(&after_head);
+        r.body = d.body;
+        r.complete = d.complete;
+    } else if let Some(len) = r.header("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        r.complete = after_head.len() >= len;
+        r.body = after_head[..after_head.len().min(len)].to_vec();
+    } else {
+        r.body = after_head;
+    }
+    r
+}
+
+/// Reads until the peer closes (EOF or reset) or `MAX_BYTES`.
+async fn read_to_close(s: &mut TcpStream, out: &mut Vec<u8>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while out.len() < MAX_BYTES {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads until `needle` has arrived; false if the connection closed first.
+async fn read_until(s: &mut TcpStream, out: &mut Vec<u8>, needle: &str) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    while out.len() < MAX_BYTES {
+        if contains(out, needle) {
+            return true;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return contains(out, needle),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    false
+}
+
+/// Sends raw request bytes, returns every byte the proxy sent until it closed.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The proxy may answer (and close) before reading all of a rejected request.
+        let _ = s.write_all(request).await;
+        let mut out = Vec::new();
+        read_to_close(&mut s, &mut out).await;
+        out
+    })
+    .await
+    .expect("hang guard: the proxy neither finished the response nor closed the connection")
+}
+
+/// `GET` (or another method) with `Host: clinic.example`, extra header lines, `Connection: close`.
+fn request(method: &str, path: &str, extra: &[&str]) -> Vec<u8> {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: clinic.example\r\n");
+    for h in extra {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    r.push_str("Connection: close\r\n\r\n");
+    r.into_bytes()
+}
+
+async fn get(addr: SocketAddr, path: &str, extra: &[&str]) -> Resp {
+    parse_response(&exchange(addr, &request("GET", path, extra)).await, false)
+}
+
+// ---------------------------------------------------------------------------
+// The proxy under test
+// ---------------------------------------------------------------------------
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Env {
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    running: Running,
+    origin: TestServer,
+    sink: TestServer,
+}
+
+/// A vendor sink that answers every request with a small script and a cookie.
+async fn default_sink() -> TestServer {
+    TestServer::fixed(cl_response(
+        "200 OK",
+        &[
+            ("content-type", "application/javascript"),
+            ("set-cookie", "__zlcmid=vendor-id; Path=/; Domain=clinic.example"),
+        ],
+        b"window.zE = function () {};\n",
+    ))
+    .await
+}
+
+async fn start(origin: TestServer, tweak: impl FnOnce(&mut Config)) -> Env {
+    start_full(origin, default_sink().await, Duration::from_secs(10), tweak).await
+}
+
+async fn start_full(origin: TestServer, sink: TestServer, grace: Duration, tweak: impl FnOnce(&mut Config)) -> Env {
+    let rules = repo().join("rules");
+    let mut config = Config { rules: rules.clone(), ..Config::default() };
+    tweak(&mut config);
+    let trusted_proxies: Vec<(IpAddr, u8)> =
+        config.listen.trusted_proxies.iter().filter_map(|p| tagwarden::config::parse_cidr(p)).collect();
+    let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
+    let shared = Arc::new(Shared {
+        policy: ArcSwap::from_pointee(policy),
+        metrics: Metrics::new(),
+        config,
+        origin: Origin {
+            addr: origin.addr,
+            tls: false,
+            sni: String::new(),
+            host_header: None,
+            verify_cert: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        },
+        trusted_proxies,
+        vendor_port: sink.addr.port(),
+        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
+        vendor_tls: false,
+    });
+    let (tx, rx) = watch::channel(false);
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running = start_with(shared, loopback, loopback, grace, tx, rx, None).await.expect("proxy starts");
+    Env { proxy: running.proxy_addr, admin: running.admin_addr, running, origin, sink }
+}
+
+async fn html_origin(encoding: Option<&'static str>, body: Vec<u8>) -> TestServer {
+    let mut headers = vec![("content-type", "text/html; charset=utf-8"), ("etag", "\"v1-strong\"")];
+    if let Some(e) = encoding {
+        headers.push(("content-encoding", e));
+    }
+    TestServer::fixed(chunked_response("200 OK", &headers, &body, 4096)).await
+}
+
+/// Checks a rewritten HTML response: framing, codings, validators, content.
+fn assert_rewritten_response(r: &Resp, client_gzip: bool) {
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.raw[..r.raw.len().min(500)]));
+    assert!(r.complete, "response not complete");
+    assert!(!r.has_header("content-length"), "rewritten HTML carries a Content-Length: {:?}", r.headers);
+    if client_gzip {
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "headers: {:?}", r.headers);
+        assert_rewritten(&gunzip(&r.body));
+    } else {
+        assert_eq!(r.header("content-encoding"), None, "headers: {:?}", r.headers);
+        assert_rewritten(&r.body);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Content codings
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_origin_html_is_rewritten_and_sent_gzip_to_a_gzip_client() {
+    let env = start(html_origin(Some("gzip"), gzip(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html", "Accept-Encoding: gzip"]).await;
+    assert_rewritten_response(&r, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_origin_html_is_rewritten_and_sent_identity_to_a_client_without_accept_encoding() {
+    let env = start(html_origin(Some("gzip"), gzip(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn br_origin_html_is_rewritten_and_sent_gzip_to_a_gzip_client() {
+    let env = start(html_origin(Some("br"), br(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html", "Accept-Encoding: gzip, br"]).await;
+    assert_rewritten_response(&r, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn br_origin_html_is_rewritten_and_sent_identity_to_a_client_without_accept_encoding() {
+    let env = start(html_origin(Some("br"), br(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deflate_zlib_origin_html_is_rewritten_and_sent_gzip_to_a_gzip_client() {
+    let env = start(html_origin(Some("deflate"), zlib(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html", "Accept-Encoding: gzip, deflate"]).await;
+    assert_rewritten_response(&r, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deflate_zlib_origin_html_is_rewritten_and_sent_identity_to_a_client_without_accept_encoding() {
+    let env = start(html_origin(Some("deflate"), zlib(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_origin_html_is_sent_identity_to_a_client_accepting_only_br() {
+    let env = start(html_origin(Some("gzip"), gzip(&page())).await, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html", "Accept-Encoding: br"]).await;
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_in_a_coding_the_proxy_cannot_decode_is_a_502() {
+    let origin = TestServer::fixed(cl_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("content-encoding", "zstd")],
+        b"(\xb5/\xfd not really zstd <script src=\"https://connect.facebook.net/en_US/fbevents.js\"></script>",
+    ))
+    .await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html", "Accept-Encoding: zstd, gzip"]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(!contains(&r.raw, "facebook"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_html_drops_the_origins_strong_etag() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("etag").is_none_or(|e| e.starts_with("W/")),
+        "a strong validator describes the origin's bytes, not the rewritten page: {:?}",
+        r.header("etag")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Framing of the origin's response
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_origin_html_is_rewritten() {
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &page(), 777)).await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_origin_html_is_rewritten_without_a_content_length() {
+    let origin = TestServer::fixed(cl_response("200 OK", &[("content-type", "text/html")], &page())).await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+    assert!(r.chunked(), "expected chunked framing, headers: {:?}", r.headers);
+}
+
+// ---------------------------------------------------------------------------
+// Non-HTML bodies pass byte for byte
+// ---------------------------------------------------------------------------
+
+/// Proxies `body` with `headers` and checks body hash, Content-Length and Content-Encoding.
+async fn assert_passes_unchanged(headers: &[(&str, &str)], body: Vec<u8>, chunked: bool, client: &[&str]) {
+    let response =
+        if chunked { chunked_response("200 OK", headers, &body, 1000) } else { cl_response("200 OK", headers, &body) };
+    let env = start(TestServer::fixed(response).await, |_| {}).await;
+    let r = get(env.proxy, "/asset", client).await;
+    assert_eq!(r.status, 200);
+    assert!(r.complete, "incomplete response");
+    assert_eq!(r.body.len(), body.len());
+    assert_eq!(sha256(&r.body), sha256(&body), "body changed");
+    let origin_ce = headers.iter().find(|(n, _)| *n == "content-encoding").map(|(_, v)| *v);
+    assert_eq!(r.header("content-encoding"), origin_ce, "Content-Encoding changed: {:?}", r.headers);
+    if !chunked {
+        assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()), "Content-Length changed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn png_body_passes_byte_for_byte() {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(noise(200_000, 7));
+    assert_passes_unchanged(&[("content-type", "image/png")], png, false, &["Accept: image/*"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_body_passes_byte_for_byte() {
+    let js = format!(
+        "document.write('{TRACKERS}');\n{}",
+        "var x = '<img src=\"https://www.facebook.com/tr?id=2\">';\n".repeat(2000)
+    );
+    assert_passes_unchanged(&[("content-type", "application/javascript")], js.into_bytes(), true, &["Accept: */*"])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_body_passes_byte_for_byte() {
+    let json = format!(
+        "{{\"html\": {}, \"items\": [{}]}}",
+        serde_json::to_string(TRACKERS).unwrap(),
+        (0..5000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    assert_passes_unchanged(&[("content-type", "application/json")], json.into_bytes(), false, &["Accept: */*"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_encoded_javascript_passes_byte_for_byte_with_its_encoding() {
+    let js = gzip(format!("console.log('{TRACKERS}');\n").repeat(500).as_bytes());
+    assert_passes_unchanged(
+        &[("content-type", "text/javascript"), ("content-encoding", "gzip")],
+        js,
+        false,
+        &["Accept: */*", "Accept-Encoding: gzip"],
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// HEAD, 304, Range
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_on_html_returns_headers_without_body_or_stale_content_length() {
+    let full_len = page().len().to_string();
+    let origin = TestServer::start(move |req, sock| {
+        let mut resp = head("200 OK", &[("content-type", "text/html"), ("content-length", &full_len)]);
+        if req.method != "HEAD" {
+            resp.extend(page());
+        }
+        send_and_close(sock, resp)
+    })
+    .await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("HEAD", "/conditions/diabetes", &["Accept: text/html"])).await;
+    let r = parse_response(&raw, true);
+    assert_eq!(r.status, 200);
+    assert_eq!(env.origin.requests()[0].method, "HEAD");
+    assert!(r.after_head.is_empty(), "HEAD response has a body: {:?}", String::from_utf8_lossy(&r.after_head));
+    // The origin's length describes the unrewritten page: passing it on would be a lie.
+    assert!(!r.has_header("content-length"), "HEAD carries the origin's Content-Length: {:?}", r.headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_modified_from_origin_passes_without_body() {
+    let origin =
+        TestServer::fixed(head("304 Not Modified", &[("etag", "\"v1\""), ("content-type", "text/html")])).await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html", "If-None-Match: \"v1\""])).await;
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 304);
+    assert!(r.after_head.is_empty(), "304 with a body: {:?}", String::from_utf8_lossy(&r.after_head));
+    assert_eq!(env.origin.requests()[0].header("if-none-match"), Some("\"v1\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_request_for_html_reaches_origin_without_range() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html,application/xhtml+xml", "Range: bytes=0-99", "If-Range: \"v1\""])
+        .await;
+    assert_eq!(r.status, 200);
+    let seen = env.origin.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].has_header("range"), "Range reached the origin: {:?}", seen[0].headers);
+    assert!(!seen[0].has_header("if-range"), "If-Range reached the origin: {:?}", seen[0].headers);
+    assert_rewritten_response(&r, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_content_html_from_origin_becomes_502() {
+    let slice = b"<html><head><script src=\"https://connect.facebook.net/en_US/fbevents.js\"></script>";
+    let origin = TestServer::fixed(cl_response(
+        "206 Partial Content",
+        &[("content-type", "text/html"), ("content-range", "bytes 0-86/5000")],
+        slice,
+    ))
+    .await;
+    let env = start(origin, |_| {}).await;
+    // No `Accept: text/html`: the Range header is forwarded and the origin answers with a slice.
+    let r = get(env.proxy, "/", &["Accept: */*", "Range: bytes=0-86"]).await;
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.raw));
+    assert!(!contains(&r.raw, "facebook"), "the unrewritten slice leaked");
+    assert!(r.text().contains("502"), "expected the 502 page, got {:?}", r.text());
+}
+
+// ---------------------------------------------------------------------------
+// Streaming, resets, rewriting errors
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_html_reaches_the_client_rewritten_before_the_origin_finishes() {
+    let release = Arc::new(Notify::new());
+    let finished = Arc::new(AtomicBool::new(false));
+    let (rel, fin) = (release.clone(), finished.clone());
+    let origin = TestServer::start(move |_req, mut sock| {
+        let (rel, fin) = (rel.clone(), fin.clone());
+        async move {
+            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
+            first.extend(chunk(
+                b"<!doctype html><html><head><script src=\"https://connect.facebook.net/en_US/fbevents.js\"></script>\
+                  </head><body><p>first part</p><p>",
+            ));
+            sock.write_all(&first).await.unwrap();
+            rel.notified().await;
+            let mut rest =
+                chunk(b"second <img src=\"https://www.facebook.com/tr?id=1\"> part</p><p>the end</p></body></html>");
+            rest.extend_from_slice(b"0\r\n\r\n");
+            sock.write_all(&rest).await.unwrap();
+            fin.store(true, Ordering::SeqCst);
+            let _ = sock.shutdown().await;
+        }
+    })
+    .await;
+    let env = start(origin, |_| {}).await;
+    let raw = tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(env.proxy).await.unwrap();
+        s.write_all(&request("GET", "/", &["Accept: text/html"])).await.unwrap();
+        let mut out = Vec::new();
+        assert!(read_until(&mut s, &mut out, "first part").await, "closed before the first part");
+        // The origin is still parked on `release`: this part was streamed, not buffered.
+        assert!(!finished.load(Ordering::SeqCst));
+        assert!(!contains(&out, "facebook"), "tracker in the streamed first part");
+        release.notify_one();
+        read_to_close(&mut s, &mut out).await;
+        out
+    })
+    .await
+    .expect("hang guard: the first part was not streamed before the origin finished");
+    let r = parse_response(&raw, false);
+    assert!(r.complete);
+    assert!(finished.load(Ordering::SeqCst));
+    let text = r.text();
+    assert!(!text.contains("facebook"), "{text}");
+    assert!(text.contains("<p>first part</p><p>second "), "{text}");
+    assert!(text.contains(" part</p><p>the end</p></body></html>"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_reset_mid_body_leaves_the_client_response_incomplete() {
+    let release = Arc::new(Notify::new());
+    let rel = release.clone();
+    let origin = TestServer::start(move |_req, mut sock| {
+        let rel = rel.clone();
+        async move {
+            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
+            first.extend(chunk(b"<!doctype html><html><body><p>part one</p>"));
+            sock.write_all(&first).await.unwrap();
+            rel.notified().await;
+            // A chunk that announces 512 bytes, sends half a tracker tag, then RST.
+            let _ = sock.write_all(b"200\r\n<p>more text <img src=\"https://www.facebook.com/tr?id").await;
+            let _ = sock.flush().await;
+            #[allow(deprecated)] // linger 0 does not block: it makes close() send RST
+            sock.set_linger(Some(Duration::ZERO)).unwrap();
+            drop(sock);
+        }
+    })
+    .await;
+    let env = start(origin, |_| {}).await;
+    let raw = tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(env.proxy).await.unwrap();
+        s.write_all(&request("GET", "/", &["Accept: text/html"])).await.unwrap();
+        let mut out = Vec::new();
+        assert!(read_until(&mut s, &mut out, "part one").await, "closed before the first part");
+        release.notify_one();
+        read_to_close(&mut s, &mut out).await;
+        out
+    })
+    .await
+    .expect("hang guard: the proxy kept the client connection open after the origin reset");
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200);
+    assert!(r.chunked());
+    assert!(!r.complete, "a reset origin produced a complete response: {:?}", String::from_utf8_lossy(&raw));
+    assert!(!raw.ends_with(b"0\r\n\r\n"));
+    // What arrived before the reset went through the rewriter; the half tag never leaves it.
+    assert!(!contains(&raw, "facebook"), "unrewritten bytes leaked: {:?}", String::from_utf8_lossy(&raw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_inline_script_mid_stream_aborts_the_response() {
+    let release = Arc::new(Notify::new());
+    let rel = release.clone();
+    let origin = TestServer::start(move |_req, mut sock| {
+        let rel = rel.clone();
+        async move {
+            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
+            first.extend(chunk(b"<!doctype html><html><body><p>first part</p><p>"));
+            sock.write_all(&first).await.unwrap();
+            rel.notified().await;
+            let mut rest = b"</p><script>".to_vec();
+            rest.extend(b"var raw_inline = 1;\n".repeat(400));
+            rest.extend_from_slice(b"</script><p>after the script</p></body></html>");
+            let mut bytes = chunk(&rest);
+            bytes.extend_from_slice(b"0\r\n\r\n");
+            let _ = sock.write_all(&bytes).await;
+            let _ = sock.shutdown().await;
+        }
+    })
+    .await;
+    let env = start(origin, |c| c.rewrite.max_inline_bytes = 1024).await;
+    let raw = tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(env.proxy).await.unwrap();
+        s.write_all(&request("GET", "/", &["Accept: text/html"])).await.unwrap();
+        let mut out = Vec::new();
+        assert!(read_until(&mut s, &mut out, "first part").await, "closed before the first part");
+        release.notify_one();
+        read_to_close(&mut s, &mut out).await;
+        out
+    })
+    .await
+    .expect("hang guard: the aborted response did not close the connection");
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200);
+    assert!(!r.complete, "rewriting failed but the response was terminated: {:?}", String::from_utf8_lossy(&raw));
+    assert!(!contains(&raw, "raw_inline"), "the unrewritten script leaked");
+    assert!(!contains(&raw, "after the script"), "content after the failure leaked");
+}
+
+fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+    let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
+    for u in text.encode_utf16() {
+        out.extend_from_slice(&u.to_le_bytes());
+    }
+    out
+}
+
+const UTF16_PAGE: &str = "<html><body><img src=\"https://www.facebook.com/tr?id=1\"><p>utf-16 page</p></body></html>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf16_bom_html_is_never_passed_through() {
+    let body = utf16le(UTF16_PAGE, true);
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &body, 64)).await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    assert!(find(&raw, &body[..32]).is_none(), "raw UTF-16 body leaked: {raw:?}");
+    if !raw.is_empty() {
+        let r = parse_response(&raw, false);
+        assert!(r.status >= 500 || !r.complete, "UTF-16 page delivered as a complete {} response", r.status);
+    }
+}
+
+/// The BOM arrives with the headers (one write): nothing has been sent when
+/// rewriting fails, so the client must get the 502 page (as for a charset
+/// header) or, if pingora already wrote the head, an aborted 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf16_bom_html_is_refused_with_a_502_page_or_aborted() {
+    let body = utf16le(UTF16_PAGE, true);
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &body, 64)).await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    assert!(!raw.is_empty(), "connection closed without a status line");
+    let r = parse_response(&raw, false);
+    match r.status {
+        502 => assert!(r.complete && r.text().contains("502 Bad gateway"), "{:?}", r.text()),
+        200 => assert!(!r.complete, "UTF-16 page terminated as if rewritten"),
+        other => panic!("expected a 502 page or an aborted 200, got a complete {other}: {:?}", r.text()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf16_charset_header_is_a_502_before_any_byte() {
+    let body = utf16le(UTF16_PAGE, false);
+    let origin =
+        TestServer::fixed(cl_response("200 OK", &[("content-type", "text/html; charset=utf-16")], &body)).await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.complete);
+    assert!(r.text().contains("502 Bad gateway"), "{:?}", r.text());
+    assert!(find(&r.raw, &body[..32]).is_none(), "origin bytes leaked");
+}
+
+// ---------------------------------------------------------------------------
+// Request smuggling and limits
+// ---------------------------------------------------------------------------
+
+async fn assert_rejected_before_origin(raw_request: &str, status: u16, tweak: impl FnOnce(&mut Config)) {
+    let env = start(html_origin(None, page()).await, tweak).await;
+    let raw = exchange(env.proxy, raw_request.as_bytes()).await;
+    assert!(!raw.is_empty(), "no response at all");
+    let r = parse_response(&raw, false);
+    let seen = env.origin.requests();
+    assert_eq!(r.status, status, "origin saw {seen:?}");
+    assert!(seen.is_empty(), "the origin saw the request: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_is_400_and_never_reaches_origin() {
+    assert_rejected_before_origin(
+        "POST / HTTP/1.1\r\nHost: clinic.example\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        |_| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_and_connection_close_is_400_and_never_reaches_origin() {
+    assert_rejected_before_origin(
+        "POST / HTTP/1.1\r\nHost: clinic.example\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        |_| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_different_content_lengths_are_400_and_never_reach_origin() {
+    assert_rejected_before_origin(
+        "POST / HTTP/1.1\r\nHost: clinic.example\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello!",
+        400,
+        |_| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_encoding_gzip_chunked_is_400_and_never_reaches_origin() {
+    assert_rejected_before_origin(
+        "POST / HTTP/1.1\r\nHost: clinic.example\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        400,
+        |_| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_100_request_headers_is_431() {
+    let mut req = String::from("GET / HTTP/1.1\r\nHost: clinic.example\r\nConnection: close\r\n");
+    for i in 0..101 {
+        req.push_str(&format!("X-Filler-{i}: v\r\n"));
+    }
+    req.push_str("\r\n");
+    assert_rejected_before_origin(&req, 431, |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_60_kib_of_request_headers_is_431() {
+    let big = "a".repeat(31 * 1024);
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: clinic.example\r\nConnection: close\r\nX-Big-1: {big}\r\nX-Big-2: {big}\r\n\r\n"
+    );
+    assert_rejected_before_origin(&req, 431, |_| {}).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_body_over_the_limit_is_413() {
+    let body = "x".repeat(2000);
+    let req = format!(
+        "POST /form HTTP/1.1\r\nHost: clinic.example\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_rejected_before_origin(&req, 413, |c| c.limits.max_request_body_bytes = 1000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_over_the_limit_is_413() {
+    let body = "x".repeat(2000);
+    let req = format!(
+        "POST /form HTTP/1.1\r\nHost: clinic.example\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+        String::from_utf8(chunk(body.as_bytes())).unwrap()
+    );
+    let env = start(html_origin(None, page()).await, |c| c.limits.max_request_body_bytes = 1000).await;
+    let raw = exchange(env.proxy, req.as_bytes()).await;
+    assert!(!raw.is_empty(), "no response at all");
+    let r = parse_response(&raw, false);
+    let bodies: Vec<usize> = env.origin.requests().iter().map(|s| s.body.len()).collect();
+    assert_eq!(r.status, 413, "origin received bodies of {bodies:?} bytes; limit is 1000");
+    assert!(bodies.iter().all(|b| *b <= 1000), "origin received bodies of {bodies:?} bytes; limit is 1000");
+}
+
+// ---------------------------------------------------------------------------
+// Forwarded headers
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_x_forwarded_for_is_replaced_by_the_peer_ip_when_the_peer_is_not_trusted() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html", "X-Forwarded-For: 6.6.6.6"]).await;
+    assert_eq!(r.status, 200);
+    let seen = env.origin.requests();
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"), "{:?}", seen[0].headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_appended_when_the_peer_is_a_trusted_proxy() {
+    let env = start(html_origin(None, page()).await, |c| c.listen.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let r = get(env.proxy, "/", &["Accept: text/html", "X-Forwarded-For: 203.0.113.7"]).await;
+    assert_eq!(r.status, 200);
+    let seen = env.origin.requests();
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("203.0.113.7, 127.0.0.1"), "{:?}", seen[0].headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_cookies_reach_the_origin_unchanged() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let cookie = "session=abc123; theme=dark; tw_consent=essential,support";
+    let r = get(env.proxy, "/patient/records", &["Accept: text/html", &format!("Cookie: {cookie}")]).await;
+    assert_eq!(r.status, 200);
+    let seen = env.origin.requests();
+    assert_eq!(seen[0].header("cookie"), Some(cookie), "{:?}", seen[0].headers);
+}
+
+// ---------------------------------------------------------------------------
+// First-party vendor path
+// ---------------------------------------------------------------------------
+
+const VENDOR_PATH: &str = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js?key=k&email=x";
+const VISITOR: [&str; 4] = [
+    "Cookie: session=abc123",
+    "Referer: https://clinic.example/patient/records",
+    "X-Forwarded-For: 6.6.6.6",
+    "Accept: */*",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_path_is_forwarded_to_the_vendor_host_without_visitor_data() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, VENDOR_PATH, &VISITOR).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.raw));
+    assert_eq!(r.text(), "window.zE = function () {};\n");
+    let seen = env.sink.requests();
+    assert_eq!(seen.len(), 1);
+    let s = &seen[0];
+    assert_eq!(s.header("host"), Some("static.zdassets.com"));
+    assert_eq!(s.target, "/ekr/snippet.js?key=k", "query parameters not in query_allow must be dropped");
+    for h in ["cookie", "referer", "x-forwarded-for"] {
+        assert!(!s.has_header(h), "{h} reached the vendor: {:?}", s.headers);
+    }
+    assert_eq!(env.origin.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_set_cookie_is_stripped() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, VENDOR_PATH, &VISITOR).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(env.sink.count(), 1);
+    assert!(!r.has_header("set-cookie"), "vendor cookie reached the site's host: {:?}", r.headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_path_without_consent_is_204_and_nothing_leaves() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, VENDOR_PATH, &["Cookie: tw_consent=essential", "Accept: */*"]).await;
+    assert_eq!(r.status, 204);
+    assert!(r.after_head.is_empty());
+    assert_eq!(env.sink.count(), 0, "{:?}", env.sink.requests());
+    assert_eq!(env.origin.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_path_to_a_host_the_vendor_does_not_own_is_404() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/_tw/zendesk/evil.example/x", &["Accept: */*"]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(env.sink.count(), 0, "{:?}", env.sink.requests());
+    assert_eq!(env.origin.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_path_for_a_vendor_allowed_on_no_route_is_404() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/_tw/intercom/widget.intercom.io/x", &["Accept: */*"]).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(env.sink.count(), 0, "{:?}", env.sink.requests());
+    assert_eq!(env.origin.count(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Graceful shutdown
+// ---------------------------------------------------------------------------
+
+/// An origin that sends its page only after `release` is notified; `arrived` is
+/// notified when a request has been received.
+async fn held_origin(arrived: Arc<Notify>, release: Arc<Notify>) -> TestServer {
+    TestServer::start(move |_req, sock| {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        async move {
+            arrived.notify_one();
+            release.notified().await;
+            send_and_close(sock, cl_response("200 OK", &[("content-type", "text/html")], &page())).await;
+        }
+    })
+    .await
+}
+
+/// Connects until the listener refuses, a bounded number of times: the
+/// accept loop stops asynchronously after the shutdown signal.
+async fn listener_refuses(addr: SocketAddr) -> bool {
+    for _ in 0..500 {
+        match TcpStream::connect(addr).await {
+            Err(_) => return true,
+            Ok(s) => drop(s),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_refuses_new_connections_and_completes_the_in_flight_request() {
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let origin = held_origin(arrived.clone(), release.clone()).await;
+    let env = start_full(origin, default_sink().await, Duration::from_secs(20), |_| {}).await;
+    let proxy = env.proxy;
+    let in_flight = tokio::spawn(async move { exchange(proxy, &request("GET", "/", &["Accept: text/html"])).await });
+    tokio::time::timeout(GUARD, arrived.notified()).await.expect("hang guard: request never reached the origin");
+
+    env.running.shutdown.send(true).unwrap();
+    assert!(listener_refuses(proxy).await, "the proxy still accepts connections after shutdown");
+
+    release.notify_one();
+    let raw = in_flight.await.unwrap();
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200);
+    assert!(r.complete, "the in-flight request was cut off: {:?}", String::from_utf8_lossy(&raw));
+    assert_rewritten(&r.body);
+    tokio::time::timeout(GUARD, env.running.done).await.expect("hang guard: done never finished").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_off_requests_still_running_after_the_grace_period() {
+    let (arrived, never) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let origin = held_origin(arrived.clone(), never.clone()).await;
+    let env = start_full(origin, default_sink().await, Duration::from_millis(200), |_| {}).await;
+    let proxy = env.proxy;
+    let in_flight = tokio::spawn(async move { exchange(proxy, &request("GET", "/", &["Accept: text/html"])).await });
+    tokio::time::timeout(GUARD, arrived.notified()).await.expect("hang guard: request never reached the origin");
+
+    env.running.shutdown.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), env.running.done)
+        .await
+        .expect("hang guard: done did not finish after the grace period")
+        .unwrap();
+    // The client connection was closed with it (the exchange returns on close).
+    let raw = in_flight.await.unwrap();
+    assert!(raw.is_empty() || !parse_response(&raw, false).complete, "{:?}", String::from_utf8_lossy(&raw));
+}
+
+// ---------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------
+
+/// One sample line of a Prometheus text exposition: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split("\",")
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            (name.to_string(), labels, value.parse().unwrap())
+        })
+        .collect()
+}
+
+async fn scrape(admin: SocketAddr) -> String {
+    let raw = exchange(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").await;
+    let r = parse_response(&raw, false);
+    assert_eq!(r.status, 200);
+    r.text()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_rewritten_documents_and_removed_elements() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let r = get(env.proxy, "/conditions/diabetes", &["Accept: text/html"]).await;
+    assert_rewritten_response(&r, false);
+    let metrics = samples(&scrape(env.admin).await);
+    let documents = metrics
+        .iter()
+        .find(|(n, l, _)| {
+            n == "tagwarden_html_documents_total"
+                && l.contains(&("mode".into(), "enforce".into()))
+                && l.contains(&("outcome".into(), "rewritten".into()))
+        })
+        .map(|(_, _, v)| *v);
+    assert!(documents.is_some_and(|v| v >= 1.0), "html_documents_total: {documents:?}");
+    assert!(
+        metrics.iter().any(|(n, l, v)| n == "tagwarden_elements_removed_total"
+            && l.contains(&("vendor".into(), "meta_pixel".into()))
+            && *v >= 1.0),
+        "no meta_pixel removal counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_labels_never_carry_the_path_or_query() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let path = "/conditions/secret-diagnosis?patient=12345";
+    let r = get(env.proxy, path, &["Accept: text/html"]).await;
+    assert_eq!(r.status, 200);
+    // A first-party request with a query, and a rejected one, too.
+    let _ =
+        get(env.proxy, "/_tw/zendesk/static.zdassets.com/ekr/snippet.js?key=k&email=patient@example.com", &[]).await;
+    let _ = get(env.proxy, "/_tw/secret-vendor/evil.example/x?patient=12345", &[]).await;
+    let text = scrape(env.admin).await;
+    let metrics = samples(&text);
+    assert!(!metrics.is_empty());
+    for (name, labels, _) in &metrics {
+        for (k, v) in labels {
+            assert!(
+                !v.contains('?') && !v.contains("secret") && !v.contains("patient") && !v.contains("conditions"),
+                "{name}{{{k}=\"{v}\"}} carries request data"
+            );
+        }
+    }
+}
