@@ -89,7 +89,7 @@ fn is_name(c: char) -> bool {
     is_name_start(c) || c.is_ascii_digit() || c == '-'
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn peek_char(&self, at: usize) -> Option<char> {
         self.s.get(at..).and_then(|r| r.chars().next())
     }
@@ -139,8 +139,20 @@ impl Scanner<'_> {
         }
     }
 
-    fn name(&mut self) -> String {
-        let mut out = String::new();
+    /// Consumes a name; borrows it when it has no escapes (the common case).
+    fn name(&mut self) -> std::borrow::Cow<'a, str> {
+        let text: &'a str = self.s;
+        let start = self.i;
+        // Fast path: plain ASCII name characters.
+        while self.b.get(self.i).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_') {
+            self.i += 1;
+        }
+        match self.b.get(self.i) {
+            Some(b'\\') => {}
+            Some(b) if !b.is_ascii() => {}
+            _ => return std::borrow::Cow::Borrowed(&text[start..self.i]),
+        }
+        let mut out = self.s[start..self.i].to_string();
         loop {
             match self.peek_char(self.i) {
                 Some('\\') if self.valid_escape(self.i) => {
@@ -151,7 +163,7 @@ impl Scanner<'_> {
                     self.i += c.len_utf8();
                     out.push(c);
                 }
-                _ => return out,
+                _ => return std::borrow::Cow::Owned(out),
             }
         }
     }
@@ -265,13 +277,13 @@ impl Scanner<'_> {
             }
             if b == b'@' && self.starts_ident(self.i + 1) {
                 self.i += 1;
-                let name = self.name();
-                self.after_import = name.eq_ignore_ascii_case("import");
+                self.after_import = self.name().eq_ignore_ascii_case("import");
                 continue;
             }
             if self.starts_ident(self.i) {
-                let name = self.name().to_ascii_lowercase();
+                let name = self.name();
                 if self.b.get(self.i) == Some(&b'(') {
+                    let name = name.to_ascii_lowercase();
                     self.i += 1;
                     if name == "url" {
                         self.skip_ws();
