@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod csp;
 pub mod demo;
 pub mod http1;
 pub mod metrics;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub rules_loaded_timestamp: IntGauge,
     pub requests_rejected: IntCounterVec,
     pub inflight_requests: IntGauge,
+    pub csp_violations: IntCounterVec,
+    pub csp_reports: IntCounterVec,
     pub bytes_rewritten: IntCounter,
 }
 
@@ -134,7 +136,21 @@ impl Metrics {
         )
         .expect("html_rewritten_bytes_total");
         registry.register(Box::new(bytes_rewritten.clone())).expect("register html_rewritten_bytes_total");
+        let csp_violations = counter(
+            &registry,
+            "csp_violations_total",
+            "CSP violations reported by browsers, by directive and vendor (rule id or unknown).",
+            &["directive", "vendor"],
+        );
+        let csp_reports = counter(
+            &registry,
+            "csp_reports_total",
+            "CSP report requests, by outcome (counted|rate_limited|too_large|malformed|rejected).",
+            &["outcome"],
+        );
         Metrics {
+            csp_violations,
+            csp_reports,
             registry,
             http_requests,
             request_duration,

@@ -167,7 +167,7 @@ pub async fn start_with(
         Duration::from_secs(2),
         shutdown_rx.clone(),
     ));
-    let warden = Warden { shared: shared.clone() };
+    let warden = Warden::new(shared.clone());
     let done = tokio::spawn(crate::proxy::server::run(proxy_l, warden, shutdown_rx, grace));
     Ok(Running { proxy_addr, admin_addr, demo_addr, shared, shutdown: shutdown_tx, done })
 }

@@ -1287,3 +1287,131 @@ async fn metric_labels_never_carry_the_path_or_query() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Content-Security-Policy
+// ---------------------------------------------------------------------------
+
+/// The nonce named in a policy's `script-src`.
+fn policy_nonce(policy: &str) -> Option<String> {
+    policy.split(' ').find_map(|t| t.strip_prefix("'nonce-").and_then(|t| t.strip_suffix('\'')).map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_carries_a_strict_csp_whose_nonce_is_on_every_kept_script() {
+    let body = format!("<html><head><script>var site = 1;</script>{TRACKERS}<script src=\"/app.js\"></script></head><body onload=\"init()\"><a href=\"javascript:go()\">x</a></body></html>");
+    let env = start(html_origin(None, body.into_bytes()).await, |_| {}).await;
+    let r = get(env.proxy, "/patient/intake", &[]);
+    let r = r.await;
+    let csp = r.header("content-security-policy").expect("CSP header").to_string();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    for required in ["object-src 'none'", "base-uri 'self'", "report-uri /_tw/csp-report", "form-action 'self'"] {
+        assert!(csp.contains(required), "{required} missing: {csp}");
+    }
+    for forbidden in ["unsafe-eval", "strict-dynamic", "connect.facebook.net", "zdassets"] {
+        assert!(!csp.contains(forbidden), "{forbidden} in {csp}");
+    }
+    assert!(!csp.split("; ").find(|d| d.starts_with("script-src")).unwrap().contains("'unsafe-inline'"), "{csp}");
+    let nonce = policy_nonce(&csp).expect("a nonce in script-src");
+    let html = r.text();
+    let scripts = html.matches("<script").count();
+    assert_eq!(scripts, 3, "inline, zendesk, app.js kept: {html}");
+    assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), 3, "{html}");
+    assert!(!html.contains("onload=") && !html.contains("javascript:"), "inline handlers removed: {html}");
+    // A second response gets a different nonce.
+    let again = get(env.proxy, "/patient/intake", &[]).await;
+    assert_ne!(policy_nonce(again.header("content-security-policy").unwrap()), Some(nonce));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_csp_is_kept_and_its_nonce_reused() {
+    let body = b"<html><head><script nonce=\"origin123\">var a;</script><script>var b;</script></head></html>".to_vec();
+    let origin = TestServer::fixed(chunked_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("content-security-policy", "script-src 'nonce-origin123'")],
+        &body,
+        4096,
+    ))
+    .await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &[]).await;
+    let policies: Vec<&str> =
+        r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-security-policy")).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(policies.len(), 2, "origin's policy and ours: {policies:?}");
+    assert!(policies.contains(&"script-src 'nonce-origin123'"));
+    let ours = policies.iter().find(|p| p.starts_with("default-src")).unwrap();
+    assert_eq!(policy_nonce(ours).as_deref(), Some("origin123"));
+    let html = r.text();
+    assert!(html.contains("<script nonce=\"origin123\">var a;"), "{html}");
+    assert!(html.contains("<script>var b;"), "no nonce granted to a script the origin did not nonce: {html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_carry_a_csp_too() {
+    let origin = TestServer::fixed(cl_response("200 OK", &[("content-type", "text/html; charset=utf-16")], b"x")).await;
+    let env = start(origin, |_| {}).await;
+    let r = get(env.proxy, "/", &[]).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("content-security-policy"), Some(tagwarden::csp::ERROR_PAGE_POLICY));
+}
+
+async fn post_report(addr: SocketAddr, content_type: &str, body: &[u8]) -> Resp {
+    let mut req = format!(
+        "POST /_tw/csp-report HTTP/1.1\r\nHost: clinic.example\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    parse_response(&exchange(addr, &req).await, false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violation_reports_are_counted_by_directive_and_vendor_and_answered_204() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let legacy = br#"{"csp-report":{"document-uri":"http://clinic.example/patient?name=jane","effective-directive":"img-src","blocked-uri":"https://www.facebook.com/tr?id=1&cd=diabetes"}}"#;
+    assert_eq!(post_report(env.proxy, "application/csp-report", legacy).await.status, 204);
+    let modern = br#"[{"type":"csp-violation","body":{"effectiveDirective":"connect-src","blockedURL":"https://www.google-analytics.com/g/collect?v=2"}}]"#;
+    assert_eq!(post_report(env.proxy, "application/reports+json", modern).await.status, 204);
+    let text = scrape(env.admin).await;
+    assert!(text.contains(r#"tagwarden_csp_violations_total{directive="img-src",vendor="meta_pixel"} 1"#), "{text}");
+    assert!(text.contains(r#"tagwarden_csp_violations_total{directive="connect-src",vendor="google_analytics"} 1"#), "{text}");
+    assert_eq!(env.origin.count(), 0, "reports never reach the origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_reports_do_not_grow_label_sets() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    // 60 reports, each naming a fresh random host and a made-up directive.
+    for i in 0..60 {
+        let body = format!(
+            r#"{{"csp-report":{{"effective-directive":"x-{i}-directive","blocked-uri":"https://h{i}.attacker-{i}.example/p?q={i}"}}}}"#
+        );
+        assert_eq!(post_report(env.proxy, "application/csp-report", body.as_bytes()).await.status, 204);
+    }
+    // Malformed and oversized bodies.
+    assert_eq!(post_report(env.proxy, "application/csp-report", b"{not json").await.status, 204);
+    let huge = vec![b'['; tagwarden::proxy::MAX_REPORT_BYTES + 10];
+    assert_eq!(post_report(env.proxy, "application/reports+json", &huge).await.status, 204);
+    let text = scrape(env.admin).await;
+    let violation_series: Vec<&str> = text.lines().filter(|l| l.starts_with("tagwarden_csp_violations_total{")).collect();
+    assert_eq!(violation_series, [r#"tagwarden_csp_violations_total{directive="other",vendor="unknown"} 60"#]);
+    assert!(!text.contains("attacker"), "no reported host reaches a label");
+    assert!(text.contains(r#"tagwarden_csp_reports_total{outcome="malformed"} 1"#), "{text}");
+    assert!(text.contains(r#"tagwarden_csp_reports_total{outcome="too_large"} 1"#), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_flood_is_rate_limited() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let body = br#"{"csp-report":{"effective-directive":"img-src","blocked-uri":"https://evil.example/x"}}"#;
+    for _ in 0..130 {
+        assert_eq!(post_report(env.proxy, "application/csp-report", body).await.status, 204);
+    }
+    let text = scrape(env.admin).await;
+    let limited = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"tagwarden_csp_reports_total{outcome="rate_limited"} "#))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(limited >= 1, "a burst over the bucket is dropped: {text}");
+}

@@ -54,6 +54,21 @@ pub struct Route {
     matcher: GlobMatcher,
     pub allow: Vec<VendorIdx>,
     pub mode: Mode,
+    pub csp: RouteCsp,
+}
+
+/// Validated `[route.csp]` additions.
+#[derive(Debug, Default, Clone)]
+pub struct RouteCsp {
+    pub connect_src: Vec<String>,
+    pub img_src: Vec<String>,
+    pub script_src: Vec<String>,
+    pub style_src: Vec<String>,
+    pub font_src: Vec<String>,
+    pub frame_src: Vec<String>,
+    pub media_src: Vec<String>,
+    /// `sha256-…` hashes; non-empty = inline event handlers kept on this route.
+    pub unsafe_hashes: Vec<String>,
 }
 
 /// The compiled rules.
@@ -67,6 +82,8 @@ pub struct Policy {
     pub prefix: String,
     pub consent_cookie: String,
     pub consent_default: ConsentSet,
+    /// Send a Content-Security-Policy with HTML responses.
+    pub csp_enabled: bool,
     pub routes: Vec<Route>,
     pub vendors: Vec<Vendor>,
     exact_hosts: HashMap<String, VendorIdx>,
@@ -87,6 +104,11 @@ pub struct PageContext {
     pub route: Option<usize>,
     pub mode: Mode,
     pub consent: ConsentSet,
+    /// The CSP nonce for this response: added to every script the rewriter keeps.
+    /// `None`: no nonce attributes are added (no CSP, or the origin's own nonce is reused).
+    pub csp_nonce: Option<String>,
+    /// Remove inline event handlers and `javascript:` URLs (a strict CSP blocks them).
+    pub strip_inline_handlers: bool,
 }
 
 /// The construct through which a page loads something. Closed set: a metric label.
@@ -167,6 +189,8 @@ pub enum Reason {
     OffsiteBase,
     /// Content that could not be parsed with certainty (noscript/srcdoc fragments ending mid-tag).
     Unparseable,
+    /// An inline event handler or `javascript:` URL, which the page's strict CSP would block.
+    CspInline,
 }
 
 impl Reason {
@@ -179,6 +203,7 @@ impl Reason {
             Reason::UnsafeUrl => "unsafe_url",
             Reason::OffsiteBase => "offsite_base",
             Reason::Unparseable => "unparseable",
+            Reason::CspInline => "csp_inline",
         }
     }
 }
@@ -340,12 +365,14 @@ impl Policy {
                     }
                 }
             }
+            let csp = compile_route_csp(site_src, i, &r.csp, &mut errors);
             if let Some(matcher) = matcher {
                 routes.push(Route {
                     pattern: r.path.get_ref().clone(),
                     matcher,
                     allow,
                     mode: r.mode.unwrap_or(site.mode),
+                    csp,
                 });
             }
         }
@@ -414,6 +441,7 @@ impl Policy {
             prefix,
             consent_cookie: cookie.clone(),
             consent_default: ConsentSet::from_categories(consent),
+            csp_enabled: src.site.csp.enabled,
             routes,
             vendors,
             exact_hosts,
@@ -430,6 +458,54 @@ impl Policy {
 /// much slower PikeVM over whole inline scripts). Snippets are ASCII code.
 fn signature_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
     RegexBuilder::new(pattern).unicode(false).build()
+}
+
+/// Validates `[route.csp]`: host-sources only (no keywords, no `;`/`,`/quotes that
+/// could inject directives), and `sha256-`/`sha384-`/`sha512-` base64 hashes.
+fn compile_route_csp(
+    file: &SourceFile,
+    route: usize,
+    section: &crate::rules::schema::RouteCspSection,
+    errors: &mut Vec<RuleError>,
+) -> RouteCsp {
+    let sources = |key: &str, list: &[toml::Spanned<String>], errors: &mut Vec<RuleError>| -> Vec<String> {
+        let mut out = Vec::new();
+        for (j, s) in list.iter().enumerate() {
+            let v = s.get_ref();
+            if crate::csp::valid_host_source(v) {
+                out.push(v.clone());
+            } else {
+                errors.push(file.error_at(
+                    s.span(),
+                    format!(
+                        "route[{route}].csp.{key}[{j}]: `{v}` is not a CSP host-source (e.g. `https://api.example.org`)"
+                    ),
+                ));
+            }
+        }
+        out
+    };
+    let mut hashes = Vec::new();
+    for (j, h) in section.unsafe_hashes.iter().enumerate() {
+        if crate::csp::valid_hash_source(h.get_ref()) {
+            hashes.push(h.get_ref().clone());
+        } else {
+            errors.push(file.error_at(
+                h.span(),
+                format!("route[{route}].csp.unsafe_hashes[{j}]: `{}` is not `sha256-<base64>`", h.get_ref()),
+            ));
+        }
+    }
+    RouteCsp {
+        connect_src: sources("connect_src", &section.connect_src, errors),
+        img_src: sources("img_src", &section.img_src, errors),
+        script_src: sources("script_src", &section.script_src, errors),
+        style_src: sources("style_src", &section.style_src, errors),
+        font_src: sources("font_src", &section.font_src, errors),
+        frame_src: sources("frame_src", &section.frame_src, errors),
+        media_src: sources("media_src", &section.media_src, errors),
+        unsafe_hashes: hashes,
+    }
 }
 
 fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
@@ -616,6 +692,8 @@ impl Policy {
             route,
             mode,
             consent,
+            csp_nonce: None,
+            strip_inline_handlers: false,
         }
     }
 

@@ -68,6 +68,51 @@ pub struct Shared {
 #[derive(Debug, Clone)]
 pub struct Warden {
     pub shared: Arc<Shared>,
+    /// Rate limit for CSP violation reports (process-wide token bucket).
+    pub reports: Arc<ReportLimiter>,
+}
+
+impl Warden {
+    pub fn new(shared: Arc<Shared>) -> Warden {
+        Warden { shared, reports: Arc::new(ReportLimiter::default()) }
+    }
+}
+
+/// Largest CSP report body read (bytes); the rest is not read.
+pub const MAX_REPORT_BYTES: usize = 64 * 1024;
+/// Most violations counted from one report body.
+const MAX_VIOLATIONS_PER_REPORT: usize = 16;
+
+/// A token bucket: `burst` reports at once, `per_second` sustained. Reports
+/// over the rate are answered 204 like any other and counted as dropped, so
+/// a flood costs neither memory nor label cardinality.
+#[derive(Debug)]
+pub struct ReportLimiter {
+    state: Mutex<(f64, Instant)>,
+    burst: f64,
+    per_second: f64,
+}
+
+impl Default for ReportLimiter {
+    fn default() -> Self {
+        ReportLimiter { state: Mutex::new((100.0, Instant::now())), burst: 100.0, per_second: 20.0 }
+    }
+}
+
+impl ReportLimiter {
+    pub fn allow(&self) -> bool {
+        let mut st = lock(&self.state);
+        let now = Instant::now();
+        let refill = now.duration_since(st.1).as_secs_f64() * self.per_second;
+        st.0 = (st.0 + refill).min(self.burst);
+        st.1 = now;
+        if st.0 >= 1.0 {
+            st.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// What a request is.
@@ -186,6 +231,70 @@ pub fn charset_of(content_type: &str) -> Option<String> {
 }
 
 impl Warden {
+    /// `<prefix>/csp-report`: counts violations by directive and vendor (a rule id or
+    /// `unknown`, never the reported host: report contents are attacker-controlled),
+    /// logs them with query strings removed, and always answers 204.
+    async fn csp_report(&self, session: &mut Session, policy: &Policy) -> pingora::Result<()> {
+        let metrics = &self.shared.metrics;
+        let method_ok = session.req_header().method == http::Method::POST;
+        let ct = header_str(session.req_header(), "content-type").unwrap_or_default().to_ascii_lowercase();
+        let type_ok = ct.starts_with("application/csp-report")
+            || ct.starts_with("application/reports+json")
+            || ct.starts_with("application/json");
+        let mut outcome = "counted";
+        if !method_ok {
+            outcome = "rejected";
+        } else if !type_ok {
+            outcome = "malformed";
+        } else if !self.reports.allow() {
+            outcome = "rate_limited";
+        }
+        let mut body = Vec::new();
+        if outcome == "counted" {
+            loop {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > MAX_REPORT_BYTES {
+                            outcome = "too_large";
+                            break;
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        outcome = "malformed";
+                        break;
+                    }
+                }
+            }
+        }
+        if outcome == "counted" {
+            let violations = crate::csp::parse_reports(&body, MAX_VIOLATIONS_PER_REPORT);
+            if violations.is_empty() {
+                outcome = "malformed";
+            }
+            for v in violations {
+                let vendor = v.blocked.as_ref().and_then(|u| {
+                    let host = crate::policy::host::normalize_host(u.host_str()?);
+                    policy.vendor_for(&host, u.path()).map(|i| policy.vendor(i).id.clone())
+                });
+                let vendor = vendor.as_deref().unwrap_or("unknown");
+                metrics.csp_violations.with_label_values(&[v.directive, vendor]).inc();
+                let blocked = v.blocked.as_ref().map(url::Url::as_str).or(v.keyword).unwrap_or("");
+                tracing::info!(directive = v.directive, vendor, blocked, "CSP violation");
+            }
+        }
+        metrics.csp_reports.with_label_values(&[outcome]).inc();
+        let status = if method_ok { 204 } else { 405 };
+        let mut h = ResponseHeader::build(status, Some(2))?;
+        h.insert_header("cache-control", "no-store")?;
+        if outcome != "counted" {
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(h), true).await?;
+        Ok(())
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.shared.trusted_proxies.iter().any(|(n, l)| crate::config::cidr_contains(*n, *l, ip))
     }
@@ -252,8 +361,18 @@ impl Warden {
         let Some(page_url) = ctx.page_url.clone() else {
             return Err(status_error(400));
         };
-        let page = policy.page(&page_url, consent);
+        let mut page = policy.page(&page_url, consent);
         let mode = page.mode;
+        let origin_csp: Vec<String> = resp
+            .headers
+            .get_all("content-security-policy")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        let csp_nonce = crate::csp::prepare_page(&policy, &mut page, &origin_csp);
+        let csp_header = csp_nonce
+            .map(|n| (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
         let refuse = |kind: &'static str| {
             metrics.rewrite_errors.with_label_values(&[kind]).inc();
             metrics.html_documents.with_label_values(&[mode_label(mode), "refused"]).inc();
@@ -277,6 +396,13 @@ impl Warden {
             Err(e) => return Err(refuse(e.kind())),
         };
         links::filter_headers(&policy, &page_url, resp);
+        if let Some((value, endpoints)) = csp_header {
+            // Added beside any policy of the origin's: browsers enforce every policy sent.
+            resp.append_header(crate::csp::header_name(mode), value)?;
+            if let Some(e) = endpoints {
+                resp.insert_header("reporting-endpoints", e)?;
+            }
+        }
         let encoder = match mode {
             // Report mode passes the origin's bytes: keep its coding and length.
             Mode::Report => None,
@@ -408,6 +534,10 @@ impl ProxyHttp for Warden {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let policy = ctx.policy.clone();
         let path = session.req_header().uri.path().to_string();
+        if path == format!("{}/csp-report", policy.prefix) {
+            ctx.route_label = path.clone();
+            return self.csp_report(session, &policy).await.map(|()| true);
+        }
         ctx.accept_encoding = header_str(session.req_header(), "accept-encoding").map(str::to_string);
         ctx.page_url = self.page_url(session, ctx.client_ip);
         let metrics = &self.shared.metrics;
@@ -638,6 +768,7 @@ impl ProxyHttp for Warden {
                 let _ = h.insert_header("content-length", body.len().to_string());
                 let _ = h.insert_header("cache-control", "no-store");
                 let _ = h.insert_header("connection", "close");
+                let _ = h.insert_header("content-security-policy", crate::csp::ERROR_PAGE_POLICY);
                 session.set_keepalive(None);
                 if session.write_response_header(Box::new(h), false).await.is_ok() {
                     let _ = session.write_response_body(Some(Bytes::from(body)), true).await;

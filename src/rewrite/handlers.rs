@@ -262,8 +262,11 @@ impl State {
             "base" => self.base_element(el),
             "script" => {
                 if el.has_attribute("src") {
-                    self.url_attr(el, "src", Construct::Script, OnRemove::Element);
+                    if !self.url_attr(el, "src", Construct::Script, OnRemove::Element) {
+                        self.add_nonce(el);
+                    }
                 } else {
+                    self.add_nonce(el);
                     self.start_capture(
                         el,
                         CaptureKind::Script {
@@ -321,7 +324,15 @@ impl State {
             "form" => {
                 self.url_attr(el, "action", Construct::FormAction, OnRemove::Attribute);
             }
-            "a" | "area" => self.list_attr(el, "ping", Construct::Ping, false),
+            "a" | "area" => {
+                self.list_attr(el, "ping", Construct::Ping, false);
+                if self.page.strip_inline_handlers && el.get_attribute("href").is_some_and(|h| is_javascript_url(&h)) {
+                    self.record(Some(inline_handler_finding()));
+                    if self.enforce {
+                        el.remove_attribute("href");
+                    }
+                }
+            }
             "meta" => self.meta_element(el),
             "html" => {
                 self.url_attr(el, "manifest", Construct::Link, OnRemove::Attribute);
@@ -356,6 +367,14 @@ impl State {
             self.url_attr(el, "background", Construct::Background, OnRemove::Attribute);
         }
         for name in handlers {
+            if self.page.strip_inline_handlers {
+                // A strict CSP blocks inline handlers; removing them keeps reports meaningful.
+                self.record(Some(inline_handler_finding()));
+                if self.enforce {
+                    el.remove_attribute(&name);
+                }
+                continue;
+            }
             let Some(raw) = el.get_attribute(&name) else {
                 continue;
             };
@@ -391,10 +410,13 @@ impl State {
             "script" => {
                 let has_href = el.has_attribute("href") || el.has_attribute("xlink:href");
                 if has_href {
-                    if !self.url_attr(el, "href", Construct::Script, OnRemove::Element) {
-                        self.url_attr(el, "xlink:href", Construct::Script, OnRemove::Element);
+                    if !self.url_attr(el, "href", Construct::Script, OnRemove::Element)
+                        && !self.url_attr(el, "xlink:href", Construct::Script, OnRemove::Element)
+                    {
+                        self.add_nonce(el);
                     }
                 } else {
+                    self.add_nonce(el);
                     self.start_capture(
                         el,
                         CaptureKind::Script { start_tag: String::new(), svg: true, speculation: false },
@@ -482,6 +504,15 @@ impl State {
             }
         }
         keep
+    }
+
+    /// Adds this response's CSP nonce to a script the rewriter keeps.
+    fn add_nonce(&mut self, el: &mut Element<'_, '_>) {
+        if self.enforce
+            && let Some(n) = &self.page.csp_nonce
+        {
+            let _ = el.set_attribute("nonce", n);
+        }
     }
 
     fn base_element(&mut self, el: &mut Element<'_, '_>) {
@@ -729,6 +760,28 @@ fn serialize_start_tag(el: &Element<'_, '_>) -> String {
     }
     s.push('>');
     s
+}
+
+/// `javascript:` as a browser reads it (references decoded, whitespace and tab/newline ignored).
+fn is_javascript_url(raw: &str) -> bool {
+    let decoded = decode_attr(raw);
+    let cleaned: String = decoded
+        .trim_start_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .take(11)
+        .collect();
+    cleaned.to_ascii_lowercase().starts_with("javascript:")
+}
+
+fn inline_handler_finding() -> Finding {
+    Finding {
+        vendor: None,
+        category: None,
+        construct: Construct::EventHandler,
+        outcome: Outcome::Removed(Reason::CspInline),
+        host: String::new(),
+    }
 }
 
 /// `<script type=speculationrules>`.

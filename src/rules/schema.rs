@@ -15,6 +15,8 @@ pub struct SiteFile {
     pub site: SiteSection,
     #[serde(default)]
     pub consent: ConsentSection,
+    #[serde(default)]
+    pub csp: CspSection,
     /// Ordered routes; the first whose `path` glob matches the request path wins.
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteSection>,
@@ -50,6 +52,26 @@ pub enum Mode {
     #[default]
     Enforce,
     Report,
+}
+
+/// `[csp]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CspSection {
+    /// Send a Content-Security-Policy built from the allow-list with every HTML
+    /// response (report-only on `report` routes). Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for CspSection {
+    fn default() -> Self {
+        CspSection { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[consent]`
@@ -90,6 +112,36 @@ pub struct RouteSection {
     /// Overrides `[site] mode` for this route.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Additions to this route's Content-Security-Policy.
+    #[serde(default)]
+    pub csp: RouteCspSection,
+}
+
+/// `[route.csp]`: sources added to one route's Content-Security-Policy, for the
+/// site's own APIs and CDNs that are not first-party hosts. Each entry is a CSP
+/// host-source (`https://api.clinic.example`, `*.cdn.example`, `cdn.example:8443`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCspSection {
+    #[serde(default)]
+    pub connect_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub img_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub script_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub style_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub font_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub frame_src: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub media_src: Vec<Spanned<String>>,
+    /// Opt-in for inline event handlers (`onclick="…"`): by default tagwarden removes
+    /// them (a strict CSP would block them anyway). Listing `sha256-…` hashes keeps
+    /// handlers on this route and allows exactly those through `'unsafe-hashes'`.
+    #[serde(default)]
+    pub unsafe_hashes: Vec<Spanned<String>>,
 }
 
 /// `rules/vendors/<id>.toml`.

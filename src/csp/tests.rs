@@ -1,0 +1,172 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::policy::ConsentSet;
+
+fn rules(site: &str, vendors: &[(&str, &str)]) -> Policy {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("site.toml"), site).unwrap();
+    std::fs::create_dir(dir.path().join("vendors")).unwrap();
+    for (name, text) in vendors {
+        std::fs::write(dir.path().join("vendors").join(format!("{name}.toml")), text).unwrap();
+    }
+    crate::rules::load_dir(dir.path()).unwrap()
+}
+
+const ZENDESK: &str = r#"
+id = "zendesk"
+name = "Zendesk"
+category = "support"
+hosts = ["static.zdassets.com", "*.zendesk.com"]
+"#;
+
+const MAPS: &str = r#"
+id = "maps"
+name = "Maps"
+category = "essential"
+serve = "direct"
+hosts = ["maps.example.net"]
+urls = ["tiles.example.net/v1/**"]
+"#;
+
+const SITE: &str = r#"
+[site]
+name = "t"
+[consent]
+default = ["essential", "support"]
+[[route]]
+path = "/map/**"
+allow = ["maps", "zendesk"]
+[route.csp]
+connect_src = ["https://api.clinic.example"]
+unsafe_hashes = ["sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="]
+[[route]]
+path = "/**"
+allow = ["zendesk"]
+"#;
+
+fn page(p: &Policy, url: &str) -> PageContext {
+    p.page(&url::Url::parse(url).unwrap(), ConsentSet::parse_list("support"))
+}
+
+#[test]
+fn first_party_vendors_need_no_host_entries() {
+    let p = rules(SITE, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let text = policy_for(&p, &page(&p, "http://www.clinic.example/patient/1"), "N0nce");
+    assert_eq!(
+        text,
+        "default-src 'self' clinic.example *.clinic.example; \
+         script-src 'self' 'nonce-N0nce' clinic.example *.clinic.example; \
+         style-src 'self' 'unsafe-inline' clinic.example *.clinic.example; \
+         img-src 'self' data: blob: clinic.example *.clinic.example; \
+         font-src 'self' data: clinic.example *.clinic.example; \
+         connect-src 'self' clinic.example *.clinic.example; \
+         frame-src 'self' clinic.example *.clinic.example; \
+         media-src 'self' blob: clinic.example *.clinic.example; \
+         worker-src 'self' blob: clinic.example *.clinic.example; \
+         manifest-src 'self' clinic.example *.clinic.example; \
+         form-action 'self' clinic.example *.clinic.example; \
+         base-uri 'self'; object-src 'none'; report-uri /_tw/csp-report"
+    );
+}
+
+#[test]
+fn direct_vendors_route_additions_and_hashes_on_https() {
+    let p = rules(SITE, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let text = policy_for(&p, &page(&p, "https://www.clinic.example/map/x"), "N");
+    assert!(text.contains(
+        "script-src 'self' 'nonce-N' 'unsafe-hashes' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=' clinic.example *.clinic.example maps.example.net tiles.example.net;"
+    ), "{text}");
+    assert!(
+        text.contains("connect-src 'self' clinic.example *.clinic.example maps.example.net tiles.example.net https://api.clinic.example;"),
+        "{text}"
+    );
+    assert!(text.ends_with("report-uri /_tw/csp-report; report-to tagwarden"), "{text}");
+    assert_eq!(
+        reporting_endpoints(&p, &page(&p, "https://www.clinic.example/")).unwrap(),
+        "tagwarden=\"/_tw/csp-report\""
+    );
+    assert!(
+        !text.contains("unsafe-eval") && !text.contains("strict-dynamic") && !text.contains("script-src 'self' data:")
+    );
+}
+
+#[test]
+fn a_direct_vendor_without_consent_gets_no_entry() {
+    let maps_ads = MAPS.replace("essential", "advertising");
+    let p = rules(SITE, &[("zendesk", ZENDESK), ("maps", &maps_ads)]);
+    let text = policy_for(&p, &page(&p, "https://www.clinic.example/map/x"), "N");
+    assert!(!text.contains("maps.example.net"), "{text}");
+}
+
+#[test]
+fn report_routes_get_the_report_only_header_without_nonce() {
+    let site = SITE
+        .replace("path = \"/**\"\nallow = [\"zendesk\"]", "path = \"/**\"\nallow = [\"zendesk\"]\nmode = \"report\"");
+    let p = rules(&site, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let mut pg = page(&p, "https://www.clinic.example/about");
+    assert_eq!(pg.mode, Mode::Report);
+    let nonce = prepare_page(&p, &mut pg, &[]).unwrap();
+    assert_eq!(header_name(pg.mode), "content-security-policy-report-only");
+    assert!(pg.csp_nonce.is_some() && !pg.strip_inline_handlers);
+    assert!(policy_for(&p, &pg, &nonce).contains("script-src 'self' 'unsafe-inline' "));
+}
+
+#[test]
+fn origin_nonce_is_reused_and_no_nonce_attributes_are_added() {
+    let p = rules(SITE, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let mut pg = page(&p, "https://www.clinic.example/x");
+    let nonce = prepare_page(&p, &mut pg, &["script-src 'self' 'nonce-abc123=='; object-src 'none'".into()]).unwrap();
+    assert_eq!(nonce, "abc123==");
+    assert_eq!(pg.csp_nonce, None);
+    assert!(pg.strip_inline_handlers);
+}
+
+#[test]
+fn fresh_nonces_are_random_base64() {
+    let a = new_nonce().unwrap();
+    let b = new_nonce().unwrap();
+    assert_ne!(a, b);
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(&a).unwrap().len(), 16);
+}
+
+#[test]
+fn host_sources_reject_keywords_and_injection() {
+    for ok in ["https://api.example.org", "*.cdn.example", "cdn.example:8443", "wss://rt.example/path/"] {
+        assert!(valid_host_source(ok), "{ok}");
+    }
+    for bad in ["'unsafe-inline'", "*", "https://a.example; script-src *", "data:", "a b", "javascript://x", "https://"]
+    {
+        assert!(!valid_host_source(bad), "{bad}");
+    }
+    assert!(valid_hash_source("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="));
+    assert!(!valid_hash_source("sha256-short"));
+}
+
+#[test]
+fn both_report_formats_parse_and_queries_are_dropped() {
+    let legacy = br#"{"csp-report":{"document-uri":"https://c.example/p?ssn=1","violated-directive":"img-src","effective-directive":"img-src","blocked-uri":"https://www.facebook.com/tr?id=1&cd[condition]=diabetes"}}"#;
+    let v = parse_reports(legacy, 8);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].directive, "img-src");
+    assert_eq!(v[0].blocked.as_ref().unwrap().as_str(), "https://www.facebook.com/tr");
+    let modern = br#"[{"type":"csp-violation","body":{"effectiveDirective":"connect-src","blockedURL":"https://www.google-analytics.com/g/collect?v=2"}},
+                     {"type":"deprecation","body":{}},
+                     {"type":"csp-violation","body":{"effectiveDirective":"script-src-attr","blockedURL":"inline"}},
+                     {"type":"csp-violation","body":{"effectiveDirective":"<script>x</script>","blockedURL":"https://evil.example/"}}]"#;
+    let v = parse_reports(modern, 8);
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0].directive, "connect-src");
+    assert_eq!(v[1].keyword, Some("inline"));
+    assert_eq!(v[2].directive, "other");
+    assert!(parse_reports(b"not json", 8).is_empty());
+    let many = format!(
+        "[{}]",
+        vec![
+            r#"{"type":"csp-violation","body":{"effectiveDirective":"img-src","blockedURL":"https://a.example/"}}"#;
+            100
+        ]
+        .join(",")
+    );
+    assert_eq!(parse_reports(many.as_bytes(), 16).len(), 16);
+}
