@@ -64,7 +64,7 @@ pub fn valid_host_source(s: &str) -> bool {
         return false;
     }
     let rest = match s.split_once("://") {
-        Some((scheme, rest)) if matches!(scheme, "https" | "http" | "wss" | "ws") => rest,
+        Some(("https" | "http" | "wss" | "ws", rest)) => rest,
         Some(_) => return false,
         None => s,
     };
