@@ -2,6 +2,7 @@
 //! shipped rules at random chunk sizes, loads nothing from a host other than the
 //! page's own — checked by an independent parser (html5ever + cssparser), with
 //! scripting on and off. Zendesk must survive first-party where a vector says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "support/loads.rs"]

@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn first_party_defaults_to_registrable_domain() {
         let fp = FirstParty::new("www.nytimes.com", &[]);
-        assert!(fp.contains("static01.nyt.com") == false);
+        assert!(!fp.contains("static01.nyt.com"));
         assert!(fp.contains("static01.nytimes.com"));
         assert!(fp.contains("nytimes.com"));
         assert!(!fp.contains("nytimes.com.evil.example"));

@@ -7,12 +7,12 @@
 
 pub mod category;
 pub mod host;
+pub mod signatures;
 
 use std::collections::HashMap;
 use std::fmt;
 
 use globset::{GlobBuilder, GlobMatcher};
-use regex::bytes::{RegexBuilder, RegexSet, RegexSetBuilder};
 use url::Url;
 
 use crate::rules::schema::{Mode, Serve};
@@ -91,8 +91,7 @@ pub struct Policy {
     suffix_hosts: Vec<(String, VendorIdx)>,
     /// host -> (specificity, matcher, vendor), most specific first.
     url_claims: HashMap<String, Vec<(usize, GlobMatcher, VendorIdx)>>,
-    signatures: RegexSet,
-    signature_vendor: Vec<VendorIdx>,
+    signatures: signatures::Signatures,
 }
 
 /// What a page may load, fixed at the start of a request.
@@ -332,9 +331,12 @@ impl Policy {
                 ),
             }
         }
-        let cookie = &src.site.consent.cookie;
+        let cookie = src.site.consent.cookie.get_ref();
         if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-            errors.push(site_src.error(format!("consent.cookie: `{cookie}` is not a valid cookie name")));
+            errors.push(site_src.error_at(
+                src.site.consent.cookie.span(),
+                format!("consent.cookie: `{cookie}` is not a valid cookie name"),
+            ));
         }
 
         let mut routes = Vec::new();
@@ -357,6 +359,8 @@ impl Policy {
             for (j, id) in r.allow.iter().enumerate() {
                 match ids.get(id.get_ref()) {
                     Some((idx, _)) => allow.push(*idx),
+                    // A vendor whose own file has errors is reported there, not again here.
+                    None if src.vendors.iter().any(|(_, v)| v.id.get_ref() == id.get_ref()) => {}
                     None => {
                         errors.push(site_src.error_at(
                             id.span(),
@@ -386,7 +390,7 @@ impl Policy {
         let mut signature_vendor = Vec::new();
         for (idx, (file, v)) in src.vendors.iter().enumerate() {
             for (j, s) in v.inline_signatures.iter().enumerate() {
-                match signature_regex(s.get_ref()) {
+                match signatures::compile(s.get_ref()) {
                     Ok(_) => {
                         if let Some((vidx, _)) = ids.get(v.id.get_ref()) {
                             sig_patterns.push(s.get_ref().clone());
@@ -408,9 +412,8 @@ impl Policy {
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
-        let signatures = RegexSetBuilder::new(&sig_patterns)
-            .unicode(false)
-            .build()
+        let pairs: Vec<(String, VendorIdx)> = sig_patterns.into_iter().zip(signature_vendor).collect();
+        let signatures = signatures::Signatures::new(&pairs)
             .map_err(|e| RuleErrors(vec![site_src.error(format!("inline signatures: {e}"))]))?;
 
         let mut exact_hosts = HashMap::new();
@@ -448,16 +451,8 @@ impl Policy {
             suffix_hosts,
             url_claims,
             signatures,
-            signature_vendor,
         })
     }
-}
-
-/// Signatures are matched on bytes with Unicode classes off: `\b` and `\w` are
-/// ASCII, which keeps every signature on the lazy DFA (a Unicode `\b` forces the
-/// much slower PikeVM over whole inline scripts). Snippets are ASCII code.
-fn signature_regex(pattern: &str) -> Result<regex::bytes::Regex, regex::Error> {
-    RegexBuilder::new(pattern).unicode(false).build()
 }
 
 /// Validates `[route.csp]`: host-sources only (no keywords, no `;`/`,`/quotes that
@@ -793,16 +788,13 @@ impl Policy {
     /// Vendors whose inline signatures match `text`, with the decision for each.
     /// Returns `None` when no signature matches.
     pub fn decide_inline(&self, page: &PageContext, construct: Construct, text: &str) -> Option<(bool, Vec<Finding>)> {
-        if self.signature_vendor.is_empty() {
+        if self.signatures.is_empty() {
             return None;
         }
-        let matches = self.signatures.matches(text.as_bytes());
-        if !matches.matched_any() {
+        let vendors = self.signatures.matching_vendors(text.as_bytes());
+        if vendors.is_empty() {
             return None;
         }
-        let mut vendors: Vec<VendorIdx> = matches.iter().map(|i| self.signature_vendor[i]).collect();
-        vendors.sort_unstable();
-        vendors.dedup();
         let mut keep = true;
         let findings = vendors
             .into_iter()

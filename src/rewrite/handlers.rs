@@ -11,12 +11,11 @@ use lol_html::send::{Element, Settings};
 use lol_html::{HandlerResult, element, text};
 use url::Url;
 
-use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve};
+use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
 use super::{Engine, RewriteError, RewriteOptions, css, lock};
 use crate::policy::{Construct, Decision, Finding, Outcome, PageContext, Policy, Reason};
 use crate::rules::schema::Mode;
 
-const SVG_NS: &str = "http://www.w3.org/2000/svg";
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 /// Deepest nesting of fragment rewrites (noscript content, srcdoc documents).
 const MAX_FRAGMENT_DEPTH: u8 = 3;
@@ -68,6 +67,8 @@ pub(super) struct State {
     /// Random tag name appended to fragments to prove they end outside any tag.
     sentinel: Option<String>,
     sentinel_seen: bool,
+    /// The document's encoding (queries are encoded in it).
+    pub(super) encoding: super::DocumentEncoding,
 }
 
 impl State {
@@ -88,6 +89,7 @@ impl State {
             abandoned: Vec::new(),
             sentinel: None,
             sentinel_seen: false,
+            encoding: super::DocumentEncoding::default(),
         }
     }
 
@@ -101,7 +103,7 @@ impl State {
     /// is removed: we cannot prove where a browser would send it.
     fn decide_raw(&mut self, construct: Construct, raw: &str) -> Decision {
         let decoded = decode_attr(raw);
-        match resolve(&self.base, &decoded) {
+        match resolve_in(&self.base, &decoded, self.encoding.get()) {
             Some(url) => {
                 let (d, f) = self.policy.decide(&self.page, construct, &url);
                 self.record(f);
@@ -236,8 +238,11 @@ impl State {
             }));
         }
         let ns = el.namespace_uri();
-        let svg = ns == SVG_NS;
         let html = ns == HTML_NS;
+        // Every foreign element is checked by SVG's rules: lol_html can place an element
+        // in MathML where a browser keeps it in SVG (`<svg><math>…`), and SVG's rules
+        // (href loads, entity-decoded script/style text) are the stricter reading.
+        let svg = !html;
 
         if self.generic_attributes(el) {
             return Ok(());
@@ -281,9 +286,10 @@ impl State {
             "style" => self.start_capture(el, CaptureKind::Style { svg: false }, shared)?,
             "noscript" => self.start_capture(el, CaptureKind::Noscript, shared)?,
             "img" | "image" => {
-                if !self.url_attr(el, "src", Construct::Img, OnRemove::Element) {
-                    self.list_attr(el, "srcset", Construct::Img, true);
-                }
+                // `img` is a foreign-content breakout tag: removing it would change how the
+                // markup after it parses inside <svg>/<math>, so only its URLs go.
+                self.url_attr(el, "src", Construct::Img, OnRemove::Attribute);
+                self.list_attr(el, "srcset", Construct::Img, true);
             }
             "source" => {
                 if !self.url_attr(el, "src", Construct::Source, OnRemove::Element) {
@@ -305,7 +311,8 @@ impl State {
                 self.url_attr(el, "codebase", Construct::Object, OnRemove::Attribute);
             }
             "embed" => {
-                self.url_attr(el, "src", Construct::Embed, OnRemove::Element);
+                // A breakout tag too (see img).
+                self.url_attr(el, "src", Construct::Embed, OnRemove::Attribute);
             }
             "video" | "audio" => {
                 self.url_attr(el, "src", Construct::Media, OnRemove::Attribute);
@@ -521,8 +528,10 @@ impl State {
         };
         let decoded = decode_attr(&raw);
         let resolved = resolve(&self.page.page_url, &decoded);
+        // A base with another scheme than the page's changes how scheme-relative-looking
+        // values (`https:evil.example/p`) resolve in pings and form actions read later.
         let first_party = resolved.as_ref().filter(|u| {
-            matches!(u.scheme(), "http" | "https")
+            u.scheme() == self.page.page_url.scheme()
                 && self
                     .page
                     .first_party
@@ -567,9 +576,11 @@ impl State {
         match self.decide_raw(Construct::MetaRefresh, &escape_attr(target)) {
             Decision::Keep => {}
             // A refresh to a vendor, even first-party, is a navigation the rules did not ask for.
+            // `meta` is a breakout tag (see img): the tag stays, the refresh goes.
             Decision::FirstParty(_) | Decision::Remove(_) => {
                 if self.enforce {
-                    el.remove();
+                    el.remove_attribute("http-equiv");
+                    el.remove_attribute("content");
                 }
             }
         }

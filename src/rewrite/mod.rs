@@ -96,12 +96,34 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>, DocumentEncoding);
+
+/// The document's character encoding as lol_html settles it (header, BOM or
+/// `<meta charset>`), shared with the handlers: URL query strings are encoded in
+/// it, as browsers do.
+#[derive(Clone)]
+pub(crate) struct DocumentEncoding(Arc<Mutex<&'static Encoding>>);
+
+impl Default for DocumentEncoding {
+    fn default() -> Self {
+        DocumentEncoding(Arc::new(Mutex::new(encoding_rs::UTF_8)))
+    }
+}
+
+impl DocumentEncoding {
+    pub(crate) fn get(&self) -> &'static Encoding {
+        *lock(&self.0)
+    }
+}
 
 impl OutputSink for Sink {
     fn handle_chunk(&mut self, chunk: &[u8]) {
         lock(&self.0).extend_from_slice(chunk);
+    }
+
+    fn set_encoding(&mut self, new_encoding: AsciiCompatibleEncoding) {
+        *lock(&self.1.0) = new_encoding.into();
     }
 }
 
@@ -113,8 +135,11 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(state: State, encoding: AsciiCompatibleEncoding, adjust_charset: bool) -> Engine {
+    fn new(mut state: State, encoding: AsciiCompatibleEncoding, adjust_charset: bool) -> Engine {
         let max_memory = state.opts.max_memory_bytes;
+        let document_encoding = DocumentEncoding::default();
+        *lock(&document_encoding.0) = encoding.into();
+        state.encoding = document_encoding.clone();
         let state = Arc::new(Mutex::new(state));
         let settings = Settings::new_send()
             .with_encoding(encoding)
@@ -126,7 +151,7 @@ impl Engine {
             .with_strict(true)
             .with_adjust_charset_on_meta_tag(adjust_charset);
         let settings = handlers::install(settings, &state);
-        let out = Sink::default();
+        let out = Sink(Arc::default(), document_encoding);
         let rewriter = HtmlRewriter::new(settings, out.clone());
         Engine { rewriter, out, state }
     }

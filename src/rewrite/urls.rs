@@ -27,6 +27,19 @@ pub fn resolve(base: &Url, value: &str) -> Option<Url> {
     base.join(value).ok()
 }
 
+/// [`resolve`] for a document in `encoding`: the query is percent-encoded in the
+/// document's encoding, as the URL parser's encoding override does in browsers.
+pub fn resolve_in(base: &Url, value: &str, encoding: &'static encoding_rs::Encoding) -> Option<Url> {
+    if encoding == encoding_rs::UTF_8 {
+        return resolve(base, value);
+    }
+    fn encoder(encoding: &'static encoding_rs::Encoding) -> impl for<'s> Fn(&'s str) -> Cow<'s, [u8]> {
+        move |s| encoding.encode(s).0
+    }
+    let encode = encoder(encoding);
+    Url::options().base_url(Some(base)).encoding_override(Some(&encode)).parse(value).ok()
+}
+
 /// One `srcset` candidate: the URL text and its descriptors, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SrcsetCandidate<'a> {

@@ -76,6 +76,10 @@ impl SourceFile {
             let span = e.span().unwrap_or(0..0);
             // toml's message repeats the location and a source excerpt; keep the first line.
             let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            let message = match key_path_at(&self.text, span.start) {
+                Some(path) => format!("{path}: {message}"),
+                None => message,
+            };
             let mut err = self.error_at(span.clone(), message);
             if span == (0..0) {
                 err.line = 1;
@@ -84,6 +88,56 @@ impl SourceFile {
             err
         })
     }
+}
+
+/// The dotted key path (`route[1].allow`, `site.name`) of the key on the line
+/// holding byte `offset`, from the table headers above it. toml's own errors give
+/// a position but not the path, so it is read back from the text.
+pub fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let end = pos + line.len();
+        let trimmed = line.trim();
+        let header = trimmed
+            .strip_prefix("[[")
+            .and_then(|r| r.split("]]").next())
+            .map(|n| (n.trim(), true))
+            .or_else(|| trimmed.strip_prefix('[').and_then(|r| r.split(']').next()).map(|n| (n.trim(), false)));
+        let is_header = header.is_some();
+        if let Some((name, array)) = header {
+            // `[route.csp]` under the latest `[[route]]` is `route[k].csp`.
+            let mut path = String::new();
+            let parts: Vec<&str> = name.split('.').map(str::trim).collect();
+            for (i, part) in parts.iter().enumerate() {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(part);
+                let key = parts[..=i].join(".");
+                let last = i + 1 == parts.len();
+                if array && last {
+                    let n = counts.entry(key).or_insert(0);
+                    *n += 1;
+                    path.push_str(&format!("[{}]", *n - 1));
+                } else if let Some(n) = counts.get(&key) {
+                    path.push_str(&format!("[{}]", n.saturating_sub(1)));
+                }
+            }
+            table = path;
+        }
+        if offset < end || end == text.len() {
+            if is_header {
+                return (!table.is_empty()).then_some(table);
+            }
+            let key = trimmed.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('#'))?;
+            let key = key.trim_matches('"');
+            return Some(if table.is_empty() { key.to_string() } else { format!("{table}.{key}") });
+        }
+        pos = end;
+    }
+    None
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -196,4 +250,20 @@ fn read_source(path: &Path) -> Result<SourceFile, RuleError> {
         column: 0,
         message: format!("cannot read: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_path_at;
+
+    #[test]
+    fn key_paths_follow_tables_and_arrays_of_tables() {
+        let t = "[site]\nnmae = 1\n\n[[route]]\npath = \"/\"\n[[route]]\nalow = []\n[route.csp]\nimg_src = 1\n";
+        let at = |needle: &str| key_path_at(t, t.find(needle).unwrap());
+        assert_eq!(at("nmae").as_deref(), Some("site.nmae"));
+        assert_eq!(at("path").as_deref(), Some("route[0].path"));
+        assert_eq!(at("alow").as_deref(), Some("route[1].alow"));
+        assert_eq!(at("img_src").as_deref(), Some("route[1].csp.img_src"));
+        assert_eq!(key_path_at("id = 1\nhosts = 2\n", 8).as_deref(), Some("hosts"));
+    }
 }

@@ -80,7 +80,7 @@ fn yes() -> bool {
 pub struct ConsentSection {
     /// Cookie holding the visitor's granted categories, comma separated. Default `tw_consent`.
     #[serde(default = "default_cookie")]
-    pub cookie: String,
+    pub cookie: Spanned<String>,
     /// Categories granted when the cookie is absent. Default `["essential"]`.
     #[serde(default = "default_granted")]
     pub default: Vec<Spanned<String>>,
@@ -92,8 +92,8 @@ impl Default for ConsentSection {
     }
 }
 
-fn default_cookie() -> String {
-    "tw_consent".to_string()
+fn default_cookie() -> Spanned<String> {
+    Spanned::new(0..0, "tw_consent".to_string())
 }
 
 fn default_granted() -> Vec<Spanned<String>> {

@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: the shipped rules, chunked rewriting
 //! with a reproducible seed, and the first-party test the oracle checks against.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

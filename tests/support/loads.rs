@@ -332,6 +332,8 @@ fn rel_tokens(el: &Element) -> Vec<String> {
 /// `rel` tokens that never make the browser fetch the `href`.
 const NAVIGATIONAL_RELS: &[&str] = &[
     "canonical",
+    // XFN metadata profile URL: never fetched.
+    "profile",
     "alternate",
     "author",
     "next",

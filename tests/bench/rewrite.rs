@@ -1,0 +1,107 @@
+//! Rewriting throughput over the shared corpus (`../shared/corpus/pages`): every
+//! page rewritten as its own document in 16 KiB chunks, per iteration. Two
+//! benchmarks in one group so their ratio reads off one run:
+//!
+//! - `lol_html_no_handlers`: lol_html's `Send` rewriter with no handlers, output
+//!   discarded (lol_html then barely tokenizes: an upper bound, not a floor);
+//! - `lol_html_noop_element_handler`: the same with one no-op `element!("*")`
+//!   handler, so every start tag is parsed — the floor any rewriter that looks
+//!   at every element pays;
+//! - `tagwarden`: the full rewriter with the shipped rules, each page served at
+//!   its own URL (`<link rel=canonical>` / `og:url`).
+//!
+//! Run: `cargo bench --bench rewrite`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+#[path = "../support/corpus.rs"]
+mod corpus;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tagwarden::policy::{PageContext, Policy};
+use tagwarden::rewrite::rewrite_chunked;
+
+const CHUNK: usize = 16 * 1024;
+
+fn shipped_policy() -> Arc<Policy> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    match tagwarden::rules::load_dir(&dir) {
+        Ok(p) => Arc::new(p),
+        Err(e) => panic!("shipped rules do not load:\n{e}"),
+    }
+}
+
+fn lol_html_no_handlers(html: &[u8]) {
+    let mut rewriter = lol_html::send::HtmlRewriter::new(lol_html::send::Settings::new_send(), |c: &[u8]| {
+        black_box(c);
+    });
+    for chunk in html.chunks(CHUNK) {
+        rewriter.write(chunk).unwrap();
+    }
+    rewriter.end().unwrap();
+}
+
+fn lol_html_noop_element_handler(html: &[u8]) {
+    let settings = lol_html::send::Settings::new_send().append_element_content_handler(lol_html::element!(
+        "*",
+        |el: &mut lol_html::send::Element<'_, '_>| {
+            black_box(el.tag_name());
+            Ok(())
+        }
+    ));
+    let mut rewriter = lol_html::send::HtmlRewriter::new(settings, |c: &[u8]| {
+        black_box(c);
+    });
+    for chunk in html.chunks(CHUNK) {
+        rewriter.write(chunk).unwrap();
+    }
+    rewriter.end().unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = shipped_policy();
+    let pages: Vec<(corpus::Page, PageContext)> = corpus::pages()
+        .into_iter()
+        .map(|p| {
+            let ctx = policy.page(&p.url, policy.consent_default);
+            (p, ctx)
+        })
+        .collect();
+    let bytes: usize = pages.iter().map(|(p, _)| p.html.len()).sum();
+
+    let mut group = c.benchmark_group("rewrite");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function("lol_html_no_handlers", |b| {
+        b.iter(|| {
+            for (page, _) in &pages {
+                lol_html_no_handlers(page.html.as_bytes());
+            }
+        })
+    });
+    group.bench_function("lol_html_noop_element_handler", |b| {
+        b.iter(|| {
+            for (page, _) in &pages {
+                lol_html_noop_element_handler(page.html.as_bytes());
+            }
+        })
+    });
+    group.bench_function("tagwarden", |b| {
+        b.iter(|| {
+            for (page, ctx) in &pages {
+                let out = rewrite_chunked(&policy, ctx, page.html.as_bytes(), None, &[CHUNK]).unwrap();
+                black_box(out);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
