@@ -48,14 +48,6 @@ pub async fn watch_rules(
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut last_error_version: Option<String> = None;
     loop {
-        let hup_recv = async {
-            match hup.as_mut() {
-                Some(h) => {
-                    h.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {
                 // Only retry a broken tree when its content changed, to log each failure once.
@@ -73,7 +65,7 @@ pub async fn watch_rules(
                     }
                 }
             }
-            _ = hup_recv => {
+            _ = crate::serve::next_signal(&mut hup) => {
                 tracing::info!("SIGHUP: reloading rules");
                 reload_once(&dir, &policy.policy, &policy.metrics);
             }

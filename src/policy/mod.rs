@@ -249,6 +249,11 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A removal that no vendor rule is behind (unknown host, unsafe URL, unparseable content).
+    pub fn unattributed(construct: Construct, reason: Reason, host: String) -> Finding {
+        Finding { vendor: None, category: None, construct, outcome: Outcome::Removed(reason), host }
+    }
+
     pub fn vendor_label(&self) -> &str {
         self.vendor.as_deref().unwrap_or("unknown")
     }
@@ -729,27 +734,19 @@ impl Policy {
                 return (Decision::Keep, None);
             }
             _ => {
-                let finding = Finding {
-                    vendor: None,
-                    category: None,
-                    construct,
-                    outcome: Outcome::Removed(Reason::UnsafeUrl),
-                    host: url.scheme().to_string(),
-                };
+                let finding = Finding::unattributed(construct, Reason::UnsafeUrl, url.scheme().to_string());
                 return (Decision::Remove(Reason::UnsafeUrl), Some(finding));
             }
         }
         if host.is_empty() {
-            let finding =
-                Finding { vendor: None, category: None, construct, outcome: Outcome::Removed(Reason::UnsafeUrl), host };
+            let finding = Finding::unattributed(construct, Reason::UnsafeUrl, host);
             return (Decision::Remove(Reason::UnsafeUrl), Some(finding));
         }
         if page.first_party.contains(&host) {
             return (Decision::Keep, None);
         }
         let Some(idx) = self.vendor_for(&host, url.path()) else {
-            let finding =
-                Finding { vendor: None, category: None, construct, outcome: Outcome::Removed(Reason::Unvetted), host };
+            let finding = Finding::unattributed(construct, Reason::Unvetted, host);
             return (Decision::Remove(Reason::Unvetted), Some(finding));
         };
         let vendor = &self.vendors[idx];

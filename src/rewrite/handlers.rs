@@ -13,7 +13,7 @@ use url::Url;
 
 use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
 use super::{Engine, RewriteError, RewriteOptions, css, lock};
-use crate::policy::{Construct, Decision, Finding, Outcome, PageContext, Policy, Reason};
+use crate::policy::{Construct, Decision, Finding, PageContext, Policy, Reason};
 use crate::rules::schema::Mode;
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
@@ -110,13 +110,7 @@ impl State {
                 d
             }
             None => {
-                self.record(Some(Finding {
-                    vendor: None,
-                    category: None,
-                    construct,
-                    outcome: Outcome::Removed(Reason::UnsafeUrl),
-                    host: String::new(),
-                }));
+                self.record(Some(Finding::unattributed(construct, Reason::UnsafeUrl, String::new())));
                 Decision::Remove(Reason::UnsafeUrl)
             }
         }
@@ -229,13 +223,7 @@ impl State {
             // its start tag and text so far are already out of the output, so the
             // script or style is dropped, and what follows is rewritten as usual.
             self.abandoned.push(cap.id);
-            self.record(Some(Finding {
-                vendor: None,
-                category: None,
-                construct: Construct::InlineScript,
-                outcome: Outcome::Removed(Reason::Unparseable),
-                host: String::new(),
-            }));
+            self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::Unparseable, String::new())));
         }
         let ns = el.namespace_uri();
         let html = ns == HTML_NS;
@@ -482,26 +470,14 @@ impl State {
             }
         }
         let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
-            self.record(Some(Finding {
-                vendor: None,
-                category: None,
-                construct: Construct::InlineScript,
-                outcome: Outcome::Removed(Reason::Unparseable),
-                host: String::new(),
-            }));
+            self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::Unparseable, String::new())));
             return false;
         };
         let mut urls = Vec::new();
         let mut document_rules = false;
         collect(&value, &mut urls, &mut document_rules);
         if document_rules {
-            self.record(Some(Finding {
-                vendor: None,
-                category: None,
-                construct: Construct::InlineScript,
-                outcome: Outcome::Removed(Reason::UnsafeUrl),
-                host: String::new(),
-            }));
+            self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::UnsafeUrl, String::new())));
             return false;
         }
         let mut keep = true;
@@ -546,13 +522,7 @@ impl State {
             }
             None => {
                 let host = resolved.as_ref().and_then(|u| u.host_str()).unwrap_or_default().to_string();
-                self.record(Some(Finding {
-                    vendor: None,
-                    category: None,
-                    construct: Construct::Base,
-                    outcome: Outcome::Removed(Reason::OffsiteBase),
-                    host,
-                }));
+                self.record(Some(Finding::unattributed(Construct::Base, Reason::OffsiteBase, host)));
                 if self.enforce {
                     el.remove();
                 }
@@ -598,13 +568,7 @@ impl State {
                 }
             }
             None => {
-                self.record(Some(Finding {
-                    vendor: None,
-                    category: None,
-                    construct: Construct::Srcdoc,
-                    outcome: Outcome::Removed(Reason::Unparseable),
-                    host: String::new(),
-                }));
+                self.record(Some(Finding::unattributed(Construct::Srcdoc, Reason::Unparseable, String::new())));
                 if self.enforce {
                     el.remove_attribute("srcdoc");
                 }
@@ -733,13 +697,7 @@ impl State {
             CaptureKind::Noscript => {
                 let clean = self.rewrite_fragment(&cap.text);
                 if clean.is_none() {
-                    self.record(Some(Finding {
-                        vendor: None,
-                        category: None,
-                        construct: Construct::Noscript,
-                        outcome: Outcome::Removed(Reason::Unparseable),
-                        host: String::new(),
-                    }));
+                    self.record(Some(Finding::unattributed(Construct::Noscript, Reason::Unparseable, String::new())));
                 }
                 if self.enforce
                     && let Some(clean) = clean
@@ -786,13 +744,7 @@ fn is_javascript_url(raw: &str) -> bool {
 }
 
 fn inline_handler_finding() -> Finding {
-    Finding {
-        vendor: None,
-        category: None,
-        construct: Construct::EventHandler,
-        outcome: Outcome::Removed(Reason::CspInline),
-        host: String::new(),
-    }
+    Finding::unattributed(Construct::EventHandler, Reason::CspInline, String::new())
 }
 
 /// `<script type=speculationrules>`.
