@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with the Rust toolchain:
+# installs what the build and the tests need (cmake for pingora's zlib-ng,
+# Chromium for the real-browser suite, promtool for the metrics lint) when it is
+# missing and we may install, then runs every test. The README's test command;
+# CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} — install them (Debian: apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+fi
+
+test -d ../shared/corpus/pages || { echo "../shared/corpus/pages is missing: check the repository out with shared/ beside it" >&2; exit 1; }
+
+cargo test --locked "$@"
