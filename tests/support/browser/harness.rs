@@ -1,0 +1,265 @@
+//! The in-process stack the browser talks to: one origin (evasion vectors,
+//! corpus pages, the demo site, the runtime-injection page), tagwarden in
+//! front of it — built the way `tagwarden serve` builds itself except that
+//! first-party vendor traffic goes to a loopback sink over plain HTTP — and,
+//! in front of tagwarden, the load balancer's role: a port that passes plain
+//! HTTP through and terminates TLS (the browser upgrades `http://` to
+//! `https://` on the same port for HSTS-preloaded hosts such as
+//! `www.nytimes.com`; tagwarden's own listener is HTTP/1.1 only, as in
+//! production, where the load balancer terminates TLS).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use tagwarden::config::Config;
+use tagwarden::http1::{self, Request, Response};
+use tagwarden::metrics::Metrics;
+use tagwarden::proxy::{Origin, Shared};
+use tagwarden::serve::{Running, start_with};
+
+/// The runtime-injection page: its only script is first-party (so the rewriter
+/// keeps it), and that script adds trackers after the HTML has gone by.
+pub const RUNTIME_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Runtime injection</title>
+</head>
+<body>
+<h1>Runtime injection</h1>
+<p>The only script on this page is first-party; it adds trackers at run time.</p>
+<script src="/static/inject.js"></script>
+</body>
+</html>
+"#;
+
+/// `/static/inject.js`: what an allowed first-party script can still do.
+pub const INJECT_JS: &str = r#"// First-party script (allowed): inserts trackers at run time.
+(function () {
+  var img = document.createElement("img");
+  img.src = "https://www.facebook.com/tr?id=1";
+  img.width = 1; img.height = 1;
+  document.body.appendChild(img);
+  var s = document.createElement("script");
+  s.async = true;
+  s.src = "https://www.googletagmanager.com/gtag/js?id=G-X";
+  document.head.appendChild(s);
+  fetch("https://www.google-analytics.com/g/collect?v=2").catch(function () {});
+  navigator.sendBeacon("https://analytics.tiktok.com/api/v2/pixel");
+})();
+"#;
+
+/// A second runtime page: resource hints and a navigation-free prefetch added
+/// by an allowed first-party script — the requests a Content-Security-Policy
+/// may not govern.
+pub const HINTS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Runtime resource hints</title>
+</head>
+<body>
+<h1>Runtime resource hints</h1>
+<script src="/static/hints.js"></script>
+</body>
+</html>
+"#;
+
+/// `/static/hints.js`: resource hints to tracker hosts, added at run time.
+pub const HINTS_JS: &str = r#"// First-party script (allowed): adds resource hints at run time.
+(function () {
+  function hint(rel, href, as) {
+    var l = document.createElement("link");
+    l.rel = rel;
+    if (as) l.setAttribute("as", as);
+    l.href = href;
+    document.head.appendChild(l);
+  }
+  hint("preconnect", "https://preconnect.tracker.example/");
+  hint("dns-prefetch", "https://dns-prefetch.tracker.example/");
+  hint("prefetch", "https://prefetch.tracker.example/next.html");
+  hint("preload", "https://preload.tracker.example/x.js", "script");
+})();
+"#;
+
+/// One request the origin answered.
+#[derive(Debug, Clone)]
+pub struct OriginHit {
+    pub host: Option<String>,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OriginLog(Arc<Mutex<Vec<OriginHit>>>);
+
+impl OriginLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<OriginHit>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+    pub fn slice(&self, from: usize, to: usize) -> Vec<OriginHit> {
+        self.lock()[from..to].to_vec()
+    }
+}
+
+/// Documents the origin serves, by path.
+#[derive(Debug, Default)]
+pub struct Documents(pub BTreeMap<String, String>);
+
+impl Documents {
+    /// Every `*.html` in `dir` as `<prefix><file name>`.
+    pub fn add_dir(&mut self, prefix: &str, dir: &Path) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "html") {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let html = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                self.0.insert(format!("{prefix}{name}"), html);
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    /// What the browser connects to: the front (plain HTTP or TLS), which
+    /// forwards to tagwarden.
+    pub front: SocketAddr,
+    /// tagwarden's own listener.
+    pub proxy: SocketAddr,
+    pub origin_log: OriginLog,
+    pub running: Running,
+}
+
+/// Starts the origin and tagwarden (shipped rules, enforce mode) in front of it.
+pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<Stack, String> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let origin_l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("origin: {e}"))?;
+    let origin_addr = origin_l.local_addr().map_err(|e| e.to_string())?;
+    let origin_log = OriginLog::default();
+    let (docs, log) = (Arc::new(docs), origin_log.clone());
+    tokio::spawn(http1::serve(origin_l, shutdown_rx.clone(), move |req: Request| {
+        let (docs, log) = (docs.clone(), log.clone());
+        async move {
+            log.lock().push(OriginHit { host: req.header("host").map(str::to_string), target: req.target.clone() });
+            respond(&docs, req).await
+        }
+    }));
+
+    let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
+    let metrics = Metrics::new();
+    metrics.set_rules(&policy.version);
+    let config = Config { rules: rules.to_path_buf(), ..Config::default() };
+    let shared = Arc::new(Shared {
+        policy: ArcSwap::from_pointee(policy),
+        metrics,
+        config,
+        origin: Origin {
+            addr: origin_addr,
+            tls: false,
+            sni: String::new(),
+            host_header: None,
+            verify_cert: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        },
+        trusted_proxies: Vec::new(),
+        vendor_port,
+        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
+        vendor_tls: false,
+    });
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let running =
+        start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None).await?;
+    let front_l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("front: {e}"))?;
+    let front = front_l.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(run_front(front_l, running.proxy_addr, tls_acceptor()?));
+    Ok(Stack { front, proxy: running.proxy_addr, origin_log, running })
+}
+
+/// A throwaway self-signed certificate and key made for this test suite only
+/// (`openssl req -x509 -newkey ec`, P-256, CN "tagwarden browser test
+/// (throwaway)"). Not a secret: it protects nothing, and the browser is told to
+/// ignore certificate errors (`Security.setIgnoreCertificateErrors`).
+const FRONT_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBxTCCAWugAwIBAgIUGiOmVm86b5strizb6s3C5kCnLKUwCgYIKoZIzj0EAwIw
+LTErMCkGA1UEAwwidGFnd2FyZGVuIGJyb3dzZXIgdGVzdCAodGhyb3dhd2F5KTAe
+Fw0yNjExMjExMjAwNDFaFw0zNjExMTgxMjAwNDFaMC0xKzApBgNVBAMMInRhZ3dh
+cmRlbiBicm93c2VyIHRlc3QgKHRocm93YXdheSkwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAATKt/bNkMJ/uoj/knV/3zQEP1sV7Ys6Bu/EUyaYhm+3LWqrtv1M6Mc2
+H911YR1xXT6lEaludtYqEARzryVEcF2Fo2kwZzAdBgNVHQ4EFgQUaUePtjSjFUKa
+p4Ue9ng96bu5IGMwHwYDVR0jBBgwFoAUaUePtjSjFUKap4Ue9ng96bu5IGMwDwYD
+VR0TAQH/BAUwAwEB/zAUBgNVHREEDTALgglsb2NhbGhvc3QwCgYIKoZIzj0EAwID
+SAAwRQIgcMBQdRrtF/MdIPWYaaEVJOwHWS5jsfQObgFMbAswEw8CIQDUfOjvPOMC
+PIfgvqf5pSyXwhVW7Wp+b9bUC0kC9arcdg==
+-----END CERTIFICATE-----
+";
+const FRONT_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgpHOENz+dGjhrqCTw
+QtqBXQS7fUrj/HL3YQaaU3Aix+uhRANCAATKt/bNkMJ/uoj/knV/3zQEP1sV7Ys6
+Bu/EUyaYhm+3LWqrtv1M6Mc2H911YR1xXT6lEaludtYqEARzryVEcF2F
+-----END PRIVATE KEY-----
+";
+
+fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(FRONT_CERT.as_bytes()).map_err(|e| format!("front cert: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(FRONT_KEY.as_bytes()).map_err(|e| format!("front key: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("front TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| format!("front TLS: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The load balancer's role: a TLS ClientHello (first byte 22) is terminated
+/// here, anything else passes through; either way the bytes go to tagwarden.
+async fn run_front(listener: TcpListener, backend: SocketAddr, tls: tokio_rustls::TlsAcceptor) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else { continue };
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let mut client = client;
+            let mut first = [0u8; 1];
+            let Ok(n) = client.peek(&mut first).await else { return };
+            let Ok(mut upstream) = TcpStream::connect(backend).await else { return };
+            if n == 1 && first[0] == 22 {
+                if let Ok(mut tls) = tls.accept(client).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                }
+            } else {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+        });
+    }
+}
+
+async fn respond(docs: &Documents, req: Request) -> Response {
+    const HTML: &str = "text/html; charset=utf-8";
+    match req.path() {
+        "/runtime/" => Response::new(200, HTML, RUNTIME_PAGE),
+        "/static/inject.js" => Response::new(200, "text/javascript", INJECT_JS),
+        "/runtime/hints" => Response::new(200, HTML, HINTS_PAGE),
+        "/static/hints.js" => Response::new(200, "text/javascript", HINTS_JS),
+        p => match docs.0.get(p) {
+            Some(html) => Response::new(200, HTML, html.as_str()),
+            // Everything else is the demo clinic (which 404s what it does not know).
+            None => tagwarden::demo::handle(req).await,
+        },
+    }
+}
