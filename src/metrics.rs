@@ -32,11 +32,29 @@ pub struct Metrics {
     pub bytes_rewritten: IntCounter,
 }
 
+/// Registers a metric built from the static definitions below. A failure is a
+/// programming error (malformed or duplicate name) and panics at start-up, never
+/// on request data.
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    metric: Result<C, prometheus::Error>,
+) -> C {
+    let metric = metric.unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    metric
+}
+
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help).namespace("tagwarden"), labels)
-        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    c
+    register(registry, name, IntCounterVec::new(Opts::new(name, help).namespace("tagwarden"), labels))
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, name, IntGauge::with_opts(Opts::new(name, help).namespace("tagwarden")))
+}
+
+fn histogram_opts(name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
+    HistogramOpts::new(name, help).namespace("tagwarden").buckets(buckets)
 }
 
 impl Default for Metrics {
@@ -48,7 +66,6 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric. Panics only on a programming error in
     /// the definitions below (duplicate or malformed names), at start-up.
-    #[allow(clippy::expect_used)]
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let http_requests = counter(
@@ -57,14 +74,18 @@ impl Metrics {
             "HTTP requests answered, by listener and status code.",
             &["listener", "code"],
         );
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new("request_duration_seconds", "Time from request start to the end of the response.")
-                .namespace("tagwarden")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-            &["listener"],
-        )
-        .expect("request_duration_seconds");
-        registry.register(Box::new(request_duration.clone())).expect("register request_duration_seconds");
+        let request_duration = register(
+            &registry,
+            "request_duration_seconds",
+            HistogramVec::new(
+                histogram_opts(
+                    "request_duration_seconds",
+                    "Time from request start to the end of the response.",
+                    vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                ),
+                &["listener"],
+            ),
+        );
         let html_documents = counter(
             &registry,
             "html_documents_total",
@@ -95,47 +116,42 @@ impl Metrics {
             "HTML rewriting errors (the response failed closed).",
             &["kind"],
         );
-        let rewrite_duration = Histogram::with_opts(
-            HistogramOpts::new(
+        let rewrite_duration = register(
+            &registry,
+            "rewrite_duration_seconds",
+            Histogram::with_opts(histogram_opts(
                 "rewrite_duration_seconds",
                 "CPU time spent rewriting one HTML document (sum over its chunks).",
-            )
-            .namespace("tagwarden")
-            .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
-        )
-        .expect("rewrite_duration_seconds");
-        registry.register(Box::new(rewrite_duration.clone())).expect("register rewrite_duration_seconds");
+                vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            )),
+        );
         let rules_reloads =
             counter(&registry, "rules_reloads_total", "Rule reloads, by result (ok|error).", &["result"]);
-        let rules_info = IntGaugeVec::new(
-            Opts::new("rules_info", "The loaded rules version (value is always 1).").namespace("tagwarden"),
-            &["version"],
-        )
-        .expect("rules_info");
-        registry.register(Box::new(rules_info.clone())).expect("register rules_info");
-        let rules_loaded_timestamp = IntGauge::with_opts(
-            Opts::new("rules_loaded_timestamp_seconds", "Unix time the current rules were loaded.")
-                .namespace("tagwarden"),
-        )
-        .expect("rules_loaded_timestamp_seconds");
-        registry.register(Box::new(rules_loaded_timestamp.clone())).expect("register rules_loaded_timestamp_seconds");
+        let rules_info = register(
+            &registry,
+            "rules_info",
+            IntGaugeVec::new(
+                Opts::new("rules_info", "The loaded rules version (value is always 1).").namespace("tagwarden"),
+                &["version"],
+            ),
+        );
+        let rules_loaded_timestamp =
+            gauge(&registry, "rules_loaded_timestamp_seconds", "Unix time the current rules were loaded.");
         let requests_rejected = counter(
             &registry,
             "requests_rejected_total",
             "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html).",
             &["reason"],
         );
-        let inflight_requests = IntGauge::with_opts(
-            Opts::new("inflight_requests", "Requests being served on the proxy listener.").namespace("tagwarden"),
-        )
-        .expect("inflight_requests");
-        registry.register(Box::new(inflight_requests.clone())).expect("register inflight_requests");
-        let bytes_rewritten = IntCounter::with_opts(
-            Opts::new("html_rewritten_bytes_total", "Decoded HTML bytes passed through the rewriter.")
-                .namespace("tagwarden"),
-        )
-        .expect("html_rewritten_bytes_total");
-        registry.register(Box::new(bytes_rewritten.clone())).expect("register html_rewritten_bytes_total");
+        let inflight_requests = gauge(&registry, "inflight_requests", "Requests being served on the proxy listener.");
+        let bytes_rewritten = register(
+            &registry,
+            "html_rewritten_bytes_total",
+            IntCounter::with_opts(
+                Opts::new("html_rewritten_bytes_total", "Decoded HTML bytes passed through the rewriter.")
+                    .namespace("tagwarden"),
+            ),
+        );
         let csp_violations = counter(
             &registry,
             "csp_violations_total",
