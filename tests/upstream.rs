@@ -1,0 +1,713 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The connection to the origin, end to end and in-process: TLS to an https
+//! origin (SNI, certificate verification), WebSocket upgrades passing through,
+//! and an origin that is down or silent.
+//!
+//! The origin is built from an `[upstream]` config with `serve::origin_for`, so
+//! the URL scheme, `sni`, `verify_cert` and timeouts take the same path as in
+//! `tagwarden serve`; the proxy runs with `serve::start_with` on ephemeral
+//! loopback ports. The https origin is a tokio-rustls server using the fixed
+//! certificates in `certs/test/` (see its README), which no system
+//! trust store knows.
+//!
+//! Not covered: `verify_cert = true` against an origin signed by a CA we trust.
+//! pingora's rustls connector takes extra CAs only from `ServerConf.ca_file` or
+//! a per-peer `peer.options.ca`, and tagwarden exposes neither yet (`[upstream]
+//! ca_file` is rejected by `origin_for`). Pointing `SSL_CERT_FILE` (read by
+//! rustls-native-certs as the system store) at `ca.pem` does make verification
+//! pass, but it is process-wide, so it would need a separate process.
+//!
+//! Known failure, ignored: WebSocket frames through an upgraded connection
+//! (pingora 0.9.1 drops the tunnel right after the `101` on some upgrades; see
+//! `websocket_frames_pass_through_byte_for_byte_both_ways`).
+//!
+//! Every `tokio::time::timeout` here is a hang guard; no test asserts how long
+//! anything took.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use tagwarden::config::{Config, UpstreamConfig};
+use tagwarden::metrics::Metrics;
+use tagwarden::proxy::{Origin, Shared};
+use tagwarden::serve::{Running, origin_for, start_with};
+
+/// Hang guard for one exchange (not a timing assertion).
+const GUARD: Duration = Duration::from_secs(30);
+/// Most connections a test server accepts.
+const MAX_CONNS: usize = 128;
+/// Largest request head / body / response any helper reads.
+const MAX_BYTES: usize = 64 << 20;
+/// The TLS server name tagwarden is configured to send.
+const SNI: &str = "origin.test";
+
+const TRACKERS: &str = r#"<script src="https://connect.facebook.net/en_US/fbevents.js"></script><img src="https://www.facebook.com/tr?id=1"> <script id="ze-snippet" src="https://static.zdassets.com/ekr/snippet.js?key=k"></script>"#;
+const ZENDESK_FIRST_PARTY: &str = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/1 bytes (shared by the test origins and the client)
+// ---------------------------------------------------------------------------
+
+/// A request as a test origin received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads one request head (the tests send no request bodies).
+async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Seen> {
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > MAX_BYTES {
+            return None;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split(' ');
+    let method = first.next()?.to_string();
+    let target = first.next()?.to_string();
+    let headers = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Some(Seen { method, target, headers })
+}
+
+fn head(status: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for (n, v) in headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// A complete chunked response with `connection: close`, the body split into `piece`-byte chunks.
+fn chunked_response(status: &str, headers: &[(&str, &str)], body: &[u8], piece: usize) -> Vec<u8> {
+    let mut h = headers.to_vec();
+    h.push(("transfer-encoding", "chunked"));
+    h.push(("connection", "close"));
+    let mut out = head(status, &h);
+    for c in body.chunks(piece) {
+        out.extend(format!("{:x}\r\n", c.len()).into_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A page with trackers, a Zendesk snippet, and enough text to span many chunks.
+fn page() -> Vec<u8> {
+    let mut s = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Clinic</title></head><body><h1>Diabetes care</h1>",
+    );
+    s.push_str(TRACKERS);
+    for i in 0..1500 {
+        s.push_str(&format!("<p>Paragraph {i}: book an appointment with our care team.</p>\n"));
+    }
+    s.push_str("<p>end of page</p></body></html>\n");
+    s.into_bytes()
+}
+
+fn html_response() -> Vec<u8> {
+    chunked_response("200 OK", &[("content-type", "text/html; charset=utf-8")], &page(), 4096)
+}
+
+fn assert_rewritten(html: &[u8]) {
+    let s = String::from_utf8_lossy(html);
+    assert!(!s.contains("facebook"), "a tracker survived:\n{}", &s[..s.len().min(2000)]);
+    assert!(
+        s.contains(&format!("src=\"{ZENDESK_FIRST_PARTY}?key=k\"")),
+        "Zendesk not rewritten first-party:\n{}",
+        &s[..s.len().min(2000)]
+    );
+    assert!(!s.contains("src=\"https://static.zdassets.com"), "Zendesk still loaded third-party");
+    assert!(s.contains("<p>end of page</p></body></html>"), "page truncated");
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Body with the transfer coding removed.
+    body: Vec<u8>,
+    /// Chunked: the terminating chunk arrived. Content-Length: all bytes arrived.
+    complete: bool,
+    raw: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+
+    fn summary(&self) -> String {
+        String::from_utf8_lossy(&self.raw[..self.raw.len().min(600)]).to_string()
+    }
+}
+
+/// Removes chunked framing; `complete` only if the last chunk and the final CRLF arrived.
+fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    // Bounded: each round consumes a chunk header or returns.
+    while !data.is_empty() {
+        let Some(eol) = find(data, b"\r\n") else { break };
+        let line = String::from_utf8_lossy(&data[..eol]).to_string();
+        let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or_default().trim(), 16) else { break };
+        data = &data[eol + 2..];
+        if size == 0 {
+            return (body, data.starts_with(b"\r\n") || find(data, b"\r\n\r\n").is_some());
+        }
+        if data.len() < size + 2 {
+            body.extend_from_slice(&data[..data.len().min(size)]);
+            break;
+        }
+        body.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+    (body, false)
+}
+
+fn parse_response(raw: &[u8]) -> Resp {
+    let end = find(raw, b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let after_head = &raw[end + 4..];
+    let mut r = Resp { status, headers, body: Vec::new(), complete: true, raw: raw.to_vec() };
+    if r.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        (r.body, r.complete) = dechunk(after_head);
+    } else if let Some(len) = r.header("content-length").and_then(|l| l.parse::<usize>().ok()) {
+        r.complete = after_head.len() >= len;
+        r.body = after_head[..after_head.len().min(len)].to_vec();
+    } else {
+        r.body = after_head.to_vec();
+    }
+    r
+}
+
+/// `GET path` with `Host: clinic.example`, `Accept: text/html` and `Connection: close`;
+/// returns every byte the proxy sent until it closed.
+async fn get(addr: SocketAddr, path: &str) -> Resp {
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: clinic.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
+    let raw = tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while out.len() < MAX_BYTES {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    })
+    .await
+    .expect("hang guard: the proxy neither finished the response nor closed the connection");
+    parse_response(&raw)
+}
+
+// ---------------------------------------------------------------------------
+// Test origins
+// ---------------------------------------------------------------------------
+
+/// A plain-TCP origin: records every request head, then hands the socket to the handler.
+struct PlainOrigin {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl PlainOrigin {
+    async fn start<F, Fut>(handler: F) -> PlainOrigin
+    where
+        F: Fn(Seen, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        let handler = Arc::new(handler);
+        tokio::spawn(async move {
+            for _ in 0..MAX_CONNS {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let (recorded, handler) = (recorded.clone(), handler.clone());
+                tokio::spawn(async move {
+                    let Some(req) = read_request(&mut sock).await else { return };
+                    recorded.lock().unwrap().push(req.clone());
+                    handler(req, sock).await;
+                });
+            }
+        });
+        PlainOrigin { addr, seen }
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// How one TLS handshake at the origin ended: the SNI the client sent, or the error.
+type Handshake = Result<Option<String>, String>;
+
+/// An https origin (tokio-rustls, the fixture certificate for `origin.test` and
+/// 127.0.0.1): reports every handshake, records every request, answers each
+/// with the tracker page and closes.
+struct TlsOrigin {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    handshakes: mpsc::UnboundedReceiver<Handshake>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("certs/test").join(name)
+}
+
+fn server_tls_config() -> Arc<ServerConfig> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixture("server.pem"))
+        .expect("certs/test/server.pem")
+        .collect::<Result<_, _>>()
+        .expect("server.pem parses");
+    assert!(!certs.is_empty(), "server.pem holds no certificate");
+    let key = PrivateKeyDer::from_pem_file(fixture("server.key")).expect("certs/test/server.key");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("fixture certificate and key match");
+    Arc::new(config)
+}
+
+impl TlsOrigin {
+    async fn start() -> TlsOrigin {
+        let acceptor = TlsAcceptor::from(server_tls_config());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, handshakes) = mpsc::unbounded_channel();
+        let (counter, recorded) = (accepted.clone(), seen.clone());
+        tokio::spawn(async move {
+            for _ in 0..MAX_CONNS {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                // Counted before the handshake starts, so before the client can see our certificate.
+                counter.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, tx, recorded) = (acceptor.clone(), tx.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    let mut tls = match acceptor.accept(sock).await {
+                        Ok(tls) => tls,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = tx.send(Ok(tls.get_ref().1.server_name().map(str::to_string)));
+                    let Some(req) = read_request(&mut tls).await else { return };
+                    recorded.lock().unwrap().push(req);
+                    let _ = tls.write_all(&html_response()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsOrigin { addr, accepted, handshakes, seen }
+    }
+
+    /// The next handshake outcome (hang-guarded).
+    async fn next_handshake(&mut self) -> Handshake {
+        tokio::time::timeout(GUARD, self.handshakes.recv())
+            .await
+            .expect("hang guard: no TLS handshake reached the origin")
+            .expect("origin stopped")
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The proxy under test
+// ---------------------------------------------------------------------------
+
+/// `[upstream]` as `tagwarden serve` would read it: certificate verification on (the default), 30 s read/write timeouts.
+fn upstream(url: String, tweak: impl FnOnce(&mut UpstreamConfig)) -> UpstreamConfig {
+    let mut up = UpstreamConfig {
+        url,
+        host_header: None,
+        sni: None,
+        verify_cert: true,
+        ca_file: None,
+        connect_timeout_seconds: 5,
+        read_timeout_seconds: 30,
+        write_timeout_seconds: 30,
+    };
+    tweak(&mut up);
+    up
+}
+
+/// The running proxy; dropping it shuts the proxy down.
+struct Proxy {
+    addr: SocketAddr,
+    _running: Running,
+}
+
+async fn start_proxy(up: UpstreamConfig) -> Proxy {
+    let origin: Origin = origin_for(&up).await.expect("upstream config accepted");
+    let rules = repo().join("rules");
+    let config = Config { rules: rules.clone(), upstream: Some(up), ..Config::default() };
+    let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
+    let shared = Arc::new(Shared {
+        policy: ArcSwap::from_pointee(policy),
+        metrics: Metrics::new(),
+        config,
+        origin,
+        trusted_proxies: Vec::new(),
+        // No test here requests a vendor path; should one, it goes nowhere useful.
+        vendor_port: 9,
+        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
+        vendor_tls: false,
+    });
+    let (tx, rx) = watch::channel(false);
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let running =
+        start_with(shared, loopback, loopback, Duration::from_secs(5), tx, rx, None).await.expect("proxy starts");
+    Proxy { addr: running.proxy_addr, _running: running }
+}
+
+// ---------------------------------------------------------------------------
+// TLS to the origin
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_origin_page_is_fetched_over_tls_with_the_configured_sni_and_rewritten() {
+    let mut origin = TlsOrigin::start().await;
+    let up = upstream(format!("https://{}", origin.addr), |u| {
+        u.sni = Some(SNI.into());
+        u.verify_cert = false;
+    });
+    let proxy = start_proxy(up).await;
+
+    let r = get(proxy.addr, "/conditions/diabetes").await;
+    assert_eq!(r.status, 200, "{}", r.summary());
+    assert!(r.complete, "response not complete: {}", r.summary());
+    assert_rewritten(&r.body);
+
+    let reqs = origin.requests();
+    assert_eq!(reqs.len(), 1, "the origin got {reqs:?}");
+    assert_eq!((reqs[0].method.as_str(), reqs[0].target.as_str()), ("GET", "/conditions/diabetes"));
+    assert_eq!(reqs[0].header("host"), Some("clinic.example"), "the client's Host is kept");
+    assert_eq!(origin.next_handshake().await, Ok(Some(SNI.to_string())), "the origin's ClientHello SNI");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_origin_with_an_untrusted_certificate_is_a_502_when_verifying() {
+    let mut origin = TlsOrigin::start().await;
+    let up = upstream(format!("https://{}", origin.addr), |u| {
+        u.sni = Some(SNI.into());
+        u.verify_cert = true;
+    });
+    let proxy = start_proxy(up).await;
+
+    let r = get(proxy.addr, "/conditions/diabetes").await;
+    assert_eq!(r.status, 502, "{}", r.summary());
+    let text = r.text();
+    assert!(text.contains("502 Bad gateway"), "not the 502 page: {}", r.summary());
+    assert!(
+        !text.contains("Diabetes care") && !text.contains("Paragraph"),
+        "the origin's page leaked: {}",
+        r.summary()
+    );
+    assert!(r.header("content-security-policy").is_some(), "502 page without a CSP: {:?}", r.headers);
+
+    // The connection reached the origin and died in the handshake: the proxy
+    // rejected the certificate (an `UnknownCA` alert), and no request followed.
+    assert!(origin.accepted.load(Ordering::SeqCst) >= 1, "the proxy never connected to the origin");
+    let first = origin.next_handshake().await;
+    let err = first.expect_err("a TLS handshake with an untrusted certificate succeeded");
+    assert!(err.contains("UnknownCA"), "handshake failed, but not over the certificate's issuer: {err}");
+    while let Ok(more) = origin.handshakes.try_recv() {
+        assert!(more.is_err(), "a later handshake succeeded: {more:?}");
+    }
+    assert!(origin.requests().is_empty(), "the origin received a request: {:?}", origin.requests());
+}
+
+// ---------------------------------------------------------------------------
+// WebSocket upgrade
+// ---------------------------------------------------------------------------
+
+/// RFC 6455 §1.3's sample key and the accept value derived from it.
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// One WebSocket frame (FIN set); masked when `mask` is given, as clients must.
+fn ws_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xffff => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// The client's frames (masked, as clients must) and the origin's (unmasked): a text frame, then a
+/// binary frame holding every byte value.
+fn ws_frames() -> (Vec<u8>, Vec<u8>) {
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let mut from_client = ws_frame(0x1, b"hello from the client", Some([0x37, 0xfa, 0x21, 0x3d]));
+    from_client.extend(ws_frame(0x2, &all_bytes, Some([0x00, 0xff, 0x5a, 0xa5])));
+    let mut from_server = ws_frame(0x1, b"hello from the origin", None);
+    from_server.extend(ws_frame(0x2, &all_bytes, None));
+    (from_client, from_server)
+}
+
+/// A WebSocket origin: answers an upgrade request with its `101`, then reads the client's
+/// frames, reports them (or how the tunnel failed) on the channel, and only then sends its own.
+async fn websocket_origin() -> (PlainOrigin, mpsc::UnboundedReceiver<Result<Vec<u8>, String>>) {
+    let (from_client, from_server) = ws_frames();
+    let (got_tx, got_rx) = mpsc::unbounded_channel();
+    let origin = PlainOrigin::start(move |req, mut sock| {
+        let (got_tx, server_bytes, expect_len) = (got_tx.clone(), from_server.clone(), from_client.len());
+        async move {
+            let upgrade = req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            if !upgrade || req.header("sec-websocket-key") != Some(WS_KEY) {
+                let _ = got_tx.send(Err(format!("not an upgrade request: {:?}", req.headers)));
+                let _ = sock.write_all(&head("400 Bad Request", &[("content-length", "0")])).await;
+                return;
+            }
+            let switching = head(
+                "101 Switching Protocols",
+                &[("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", WS_ACCEPT)],
+            );
+            if sock.write_all(&switching).await.is_err() {
+                let _ = got_tx.send(Err("the proxy closed before the 101 was written".into()));
+                return;
+            }
+            // The client's frames first, then ours: both directions must be open at once.
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while got.len() < expect_len {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if got.len() < expect_len {
+                let _ = got_tx.send(Err(format!(
+                    "the proxy closed the upstream side after {} of the client's {expect_len} bytes",
+                    got.len()
+                )));
+                return;
+            }
+            let _ = got_tx.send(Ok(got));
+            let _ = sock.write_all(&server_bytes).await;
+            // Hold the connection until the proxy closes it.
+            let _ = sock.read(&mut [0u8; 1]).await;
+        }
+    })
+    .await;
+    (origin, got_rx)
+}
+
+/// Sends the upgrade request and reads the response head; returns the socket and the parsed `101`.
+async fn upgrade(proxy: SocketAddr) -> (TcpStream, Resp) {
+    let request = format!(
+        "GET /chat HTTP/1.1\r\nHost: clinic.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(proxy).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        while find(&raw, b"\r\n\r\n").is_none() {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed before the 101: {:?}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let r = parse_response(&raw);
+        assert_eq!(r.status, 101, "{}", r.summary());
+        assert_eq!(r.header("sec-websocket-accept"), Some(WS_ACCEPT), "{:?}", r.headers);
+        assert!(r.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")), "{:?}", r.headers);
+        // The origin sends nothing after its 101 until it has the client's frames.
+        assert!(r.body.is_empty(), "bytes after the 101 before the origin sent any: {:?}", r.body);
+        (s, r)
+    })
+    .await
+    .expect("hang guard: no answer to the upgrade request")
+}
+
+/// Client frames to the origin, then the origin's frames back; `Err` says where the tunnel broke.
+async fn frames_both_ways(
+    s: &mut TcpStream,
+    got_rx: &mut mpsc::UnboundedReceiver<Result<Vec<u8>, String>>,
+) -> Result<(), String> {
+    let (from_client, from_server) = ws_frames();
+    tokio::time::timeout(GUARD, async {
+        s.write_all(&from_client).await.map_err(|e| format!("client write failed after the 101: {e}"))?;
+        let got = got_rx.recv().await.expect("origin gone")?;
+        assert_eq!(got, from_client, "client → origin frames changed in transit");
+        let mut back = vec![0u8; from_server.len()];
+        s.read_exact(&mut back).await.map_err(|e| format!("the origin's frames did not all arrive: {e}"))?;
+        assert_eq!(back, from_server, "origin → client frames changed in transit");
+        Ok(())
+    })
+    .await
+    .expect("hang guard: the upgraded connection stalled")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_request_reaches_the_origin_and_its_101_reaches_the_client() {
+    let (origin, _got_rx) = websocket_origin().await;
+    let proxy = start_proxy(upstream(format!("http://{}", origin.addr), |_| {})).await;
+
+    let (_s, _switching) = upgrade(proxy.addr).await;
+
+    let reqs = origin.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].target, "/chat");
+    assert!(
+        reqs[0].header("connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")),
+        "the origin's request lost `Connection: Upgrade`: {:?}",
+        reqs[0].headers
+    );
+    assert_eq!(reqs[0].header("sec-websocket-key"), Some(WS_KEY), "{:?}", reqs[0].headers);
+    assert_eq!(reqs[0].header("sec-websocket-version"), Some("13"), "{:?}", reqs[0].headers);
+}
+
+/// Fresh connections the frame test upgrades: one broken tunnel in this many fails it.
+const WS_ATTEMPTS: usize = 100;
+
+/// Upgrades through the proxy, then sends a masked text frame and a masked binary frame (all 256
+/// byte values) to the origin and unmasked ones back, byte for byte — on `WS_ATTEMPTS` fresh
+/// connections, because the tunnel must work every time, not most times.
+///
+/// Ignored while it fails: pingora 0.9.1 tears an HTTP/1 upgrade down right after the `101`
+/// whenever the origin's `101` is read before the upgrade request's own empty body is drained
+/// (`proxy_h1.rs`, `proxy_handle_upstream`: the request branch's `Body(None, true)` then counts
+/// as "an upgraded request is terminated when either side is done"). The client gets the `101`
+/// and then EOF; nothing it sends reaches the origin. A loopback origin hits that ordering on
+/// roughly one upgrade in seven; upstream: cloudflare/pingora#946 (fixes proposed in #947, #1016).
+/// Run with `cargo test --test upstream -- --ignored`.
+#[ignore = "pingora 0.9.1 drops upgraded tunnels after the 101 (cloudflare/pingora#946)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_frames_pass_through_byte_for_byte_both_ways() {
+    let (origin, mut got_rx) = websocket_origin().await;
+    let proxy = start_proxy(upstream(format!("http://{}", origin.addr), |_| {})).await;
+    let mut failures = Vec::new();
+    for attempt in 1..=WS_ATTEMPTS {
+        let (mut s, _switching) = upgrade(proxy.addr).await;
+        if let Err(e) = frames_both_ways(&mut s, &mut got_rx).await {
+            failures.push(format!("attempt {attempt}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {WS_ATTEMPTS} tunnels broke: {failures:#?}", failures.len());
+}
+
+// ---------------------------------------------------------------------------
+// Origin down or silent
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_with_nothing_listening_is_a_502_page_with_a_csp() {
+    // A loopback port that was just free; nothing listens on it any more.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = start_proxy(upstream(format!("http://{dead}"), |_| {})).await;
+
+    let r = get(proxy.addr, "/conditions/diabetes").await;
+    assert_eq!(r.status, 502, "{}", r.summary());
+    assert!(r.text().contains("502 Bad gateway"), "not the 502 page: {}", r.summary());
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some(tagwarden::csp::ERROR_PAGE_POLICY),
+        "502 page without the error-page CSP: {:?}",
+        r.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_that_never_answers_is_a_504_after_the_read_timeout() {
+    let origin = PlainOrigin::start(|_req, mut sock| async move {
+        // Read the request, answer nothing, and keep the connection open until the proxy gives up.
+        let _ = sock.read(&mut [0u8; 1]).await;
+    })
+    .await;
+    let proxy = start_proxy(upstream(format!("http://{}", origin.addr), |u| u.read_timeout_seconds = 1)).await;
+
+    let r = get(proxy.addr, "/conditions/diabetes").await;
+    assert_eq!(r.status, 504, "{}", r.summary());
+    assert!(r.text().contains("504 Gateway timeout"), "not the 504 page: {}", r.summary());
+    assert!(r.header("content-security-policy").is_some(), "504 page without a CSP: {:?}", r.headers);
+    assert_eq!(origin.requests().len(), 1, "the request did not reach the origin: {:?}", origin.requests());
+}
