@@ -1299,7 +1299,9 @@ fn policy_nonce(policy: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn html_carries_a_strict_csp_whose_nonce_is_on_every_kept_script() {
-    let body = format!("<html><head><script>var site = 1;</script>{TRACKERS}<script src=\"/app.js\"></script></head><body onload=\"init()\"><a href=\"javascript:go()\">x</a></body></html>");
+    let body = format!(
+        "<html><head><script>var site = 1;</script>{TRACKERS}<script src=\"/app.js\"></script></head><body onload=\"init()\"><a href=\"javascript:go()\">x</a></body></html>"
+    );
     let env = start(html_origin(None, body.into_bytes()).await, |_| {}).await;
     let r = get(env.proxy, "/patient/intake", &[]);
     let r = r.await;
@@ -1335,8 +1337,12 @@ async fn an_origin_csp_is_kept_and_its_nonce_reused() {
     .await;
     let env = start(origin, |_| {}).await;
     let r = get(env.proxy, "/", &[]).await;
-    let policies: Vec<&str> =
-        r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-security-policy")).map(|(_, v)| v.as_str()).collect();
+    let policies: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-security-policy"))
+        .map(|(_, v)| v.as_str())
+        .collect();
     assert_eq!(policies.len(), 2, "origin's policy and ours: {policies:?}");
     assert!(policies.contains(&"script-src 'nonce-origin123'"));
     let ours = policies.iter().find(|p| p.starts_with("default-src")).unwrap();
@@ -1374,7 +1380,10 @@ async fn violation_reports_are_counted_by_directive_and_vendor_and_answered_204(
     assert_eq!(post_report(env.proxy, "application/reports+json", modern).await.status, 204);
     let text = scrape(env.admin).await;
     assert!(text.contains(r#"tagwarden_csp_violations_total{directive="img-src",vendor="meta_pixel"} 1"#), "{text}");
-    assert!(text.contains(r#"tagwarden_csp_violations_total{directive="connect-src",vendor="google_analytics"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"tagwarden_csp_violations_total{directive="connect-src",vendor="google_analytics"} 1"#),
+        "{text}"
+    );
     assert_eq!(env.origin.count(), 0, "reports never reach the origin");
 }
 
@@ -1393,7 +1402,8 @@ async fn hostile_reports_do_not_grow_label_sets() {
     let huge = vec![b'['; tagwarden::proxy::MAX_REPORT_BYTES + 10];
     assert_eq!(post_report(env.proxy, "application/reports+json", &huge).await.status, 204);
     let text = scrape(env.admin).await;
-    let violation_series: Vec<&str> = text.lines().filter(|l| l.starts_with("tagwarden_csp_violations_total{")).collect();
+    let violation_series: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("tagwarden_csp_violations_total{")).collect();
     assert_eq!(violation_series, [r#"tagwarden_csp_violations_total{directive="other",vendor="unknown"} 60"#]);
     assert!(!text.contains("attacker"), "no reported host reaches a label");
     assert!(text.contains(r#"tagwarden_csp_reports_total{outcome="malformed"} 1"#), "{text}");

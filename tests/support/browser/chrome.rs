@@ -121,6 +121,15 @@ pub struct Waits {
     pub cap: Duration,
 }
 
+/// How [`Browser::load`] drives one page (its arguments, passed on together).
+#[derive(Clone, Copy)]
+struct How<'a> {
+    javascript: bool,
+    waits: Waits,
+    activity: &'a dyn Fn() -> Option<Instant>,
+    evaluate: &'a [&'a str],
+}
+
 #[derive(Debug)]
 pub struct Browser {
     child: Child,
@@ -247,7 +256,8 @@ impl Browser {
         let attached =
             cdp.call("Target.attachToTarget", json!({ "targetId": target_id, "flatten": true }), None).await?;
         let main = str_field(&attached, "sessionId")?;
-        let result = self.drive(&target_id, &main, url, javascript, waits, activity, evaluate).await;
+        let how = How { javascript, waits, activity, evaluate };
+        let result = self.drive(&target_id, &main, url, &how).await;
         // Closing is best effort; the next page gets a fresh target either way.
         let _ = cdp.call("Target.closeTarget", json!({ "targetId": target_id }), None).await;
         result
@@ -272,16 +282,8 @@ impl Browser {
         Ok(())
     }
 
-    async fn drive(
-        &self,
-        target_id: &str,
-        main: &str,
-        url: &str,
-        javascript: bool,
-        waits: Waits,
-        activity: &dyn Fn() -> Option<Instant>,
-        evaluate: &[&str],
-    ) -> Result<PageLoad, String> {
+    async fn drive(&self, target_id: &str, main: &str, url: &str, how: &How<'_>) -> Result<PageLoad, String> {
+        let How { javascript, waits, activity, evaluate } = *how;
         let cdp = &self.cdp;
         self.prepare(main, javascript, true).await?;
         let mut sessions: HashSet<String> = HashSet::from([main.to_string()]);

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 const FIRST_BYTES_GUARD: Duration = Duration::from_secs(20);
 /// Largest request head / ClientHello read.
 const MAX_HEAD: usize = 64 << 10;
+/// What the vendor sink serves (a script that does nothing).
+const VENDOR_BODY: &str = "/* vendor sink */\r\n";
 
 /// One connection a sink accepted.
 #[derive(Debug, Clone)]
@@ -155,13 +157,16 @@ async fn serve(mut sock: TcpStream, kind: Kind) -> (Option<String>, String) {
                     // Recorded; closing makes the handshake fail, nothing is served.
                     return (host, what);
                 }
-                let resp: &[u8] = match kind {
-                    Kind::Vendor => {
-                        b"HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: 20\r\nconnection: close\r\n\r\n/* vendor sink */\r\n"
+                let resp = match kind {
+                    Kind::Vendor => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{VENDOR_BODY}",
+                        VENDOR_BODY.len()
+                    ),
+                    Kind::Http | Kind::Tls => {
+                        "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
                     }
-                    Kind::Http | Kind::Tls => b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                 };
-                let _ = sock.write_all(resp).await;
+                let _ = sock.write_all(resp.as_bytes()).await;
                 let _ = sock.shutdown().await;
                 return (host, what);
             }
