@@ -2,18 +2,16 @@
 //! optional built-in demo origin, rule reloading and the proxy, and handles
 //! SIGTERM/SIGINT with a bounded drain.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, UpstreamConfig, parse_cidr};
+use crate::config::{Config, UpstreamConfig};
 use crate::http1::{self, Request, Response};
-use crate::metrics::Metrics;
 use crate::proxy::{Origin, Shared, Warden};
 
 /// Command-line overrides for the config file.
@@ -102,8 +100,6 @@ pub struct Running {
 /// Binds and starts everything; returns once listening.
 pub async fn start(cfg: Config) -> Result<Running, String> {
     let policy = crate::rules::load_dir(&cfg.rules).map_err(|e| format!("rules in {}:\n{e}", cfg.rules.display()))?;
-    let metrics = Metrics::new();
-    metrics.set_rules(&policy.version);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let (origin, demo_addr) = match &cfg.upstream {
@@ -112,31 +108,11 @@ pub async fn start(cfg: Config) -> Result<Running, String> {
             let l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("demo origin: {e}"))?;
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             tokio::spawn(http1::serve(l, shutdown_rx.clone(), crate::demo::handle));
-            let origin = Origin {
-                addr,
-                tls: false,
-                sni: String::new(),
-                host_header: None,
-                verify_cert: false,
-                connect_timeout: Duration::from_secs(2),
-                read_timeout: Duration::from_secs(10),
-                write_timeout: Duration::from_secs(10),
-            };
-            (origin, Some(addr))
+            (Origin::plain(addr), Some(addr))
         }
     };
-    let trusted_proxies: Vec<(IpAddr, u8)> = cfg.listen.trusted_proxies.iter().filter_map(|p| parse_cidr(p)).collect();
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_seconds);
-    let shared = Arc::new(Shared {
-        policy: ArcSwap::from_pointee(policy),
-        metrics,
-        config: cfg.clone(),
-        origin,
-        trusted_proxies,
-        vendor_port: 443,
-        vendor_resolve_override: None,
-        vendor_tls: true,
-    });
+    let shared = Arc::new(Shared::new(policy, cfg.clone(), origin));
     start_with(shared, cfg.listen.address, cfg.admin.address, grace, shutdown_tx, shutdown_rx, demo_addr).await
 }
 

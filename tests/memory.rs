@@ -4,18 +4,16 @@
 //! Its own test binary, with a single test, so the process's peak RSS
 //! (`VmHWM`) is not shared with other tests running in parallel.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use tagwarden::config::Config;
-use tagwarden::metrics::Metrics;
 use tagwarden::proxy::{Origin, Shared};
 
 /// Decoded HTML the origin generates.
@@ -179,26 +177,11 @@ async fn large_html_streams_through_the_rewriter_with_bounded_memory() {
     let origin = generating_origin().await;
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
     let config = Config { rules: rules.clone(), ..Config::default() };
-    let shared = Arc::new(Shared {
-        policy: ArcSwap::from_pointee(tagwarden::rules::load_dir(&rules).expect("rules")),
-        metrics: Metrics::new(),
-        config,
-        origin: Origin {
-            addr: origin,
-            tls: false,
-            sni: String::new(),
-            host_header: None,
-            verify_cert: false,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-        },
-        trusted_proxies: Vec::new(),
+    let shared = Arc::new(
         // No vendor traffic in this test: nothing listens on port 9.
-        vendor_port: 9,
-        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
-        vendor_tls: false,
-    });
+        Shared::new(tagwarden::rules::load_dir(&rules).expect("rules"), config, Origin::plain(origin))
+            .with_loopback_vendors(9),
+    );
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = tagwarden::serve::start_with(shared, loopback, loopback, Duration::from_secs(5), tx, rx, None)

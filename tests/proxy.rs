@@ -11,20 +11,18 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 use tagwarden::config::Config;
-use tagwarden::metrics::Metrics;
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, start_with};
 
@@ -474,28 +472,9 @@ async fn start_full(origin: TestServer, sink: TestServer, grace: Duration, tweak
     let rules = repo().join("rules");
     let mut config = Config { rules: rules.clone(), ..Config::default() };
     tweak(&mut config);
-    let trusted_proxies: Vec<(IpAddr, u8)> =
-        config.listen.trusted_proxies.iter().filter_map(|p| tagwarden::config::parse_cidr(p)).collect();
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
-    let shared = Arc::new(Shared {
-        policy: ArcSwap::from_pointee(policy),
-        metrics: Metrics::new(),
-        config,
-        origin: Origin {
-            addr: origin.addr,
-            tls: false,
-            sni: String::new(),
-            host_header: None,
-            verify_cert: false,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-        },
-        trusted_proxies,
-        vendor_port: sink.addr.port(),
-        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
-        vendor_tls: false,
-    });
+    let shared =
+        Arc::new(Shared::new(policy, config, Origin::plain(origin.addr)).with_loopback_vendors(sink.addr.port()));
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = start_with(shared, loopback, loopback, grace, tx, rx, None).await.expect("proxy starts");

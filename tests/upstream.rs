@@ -25,13 +25,12 @@
 //! anything took.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -41,7 +40,6 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use tagwarden::config::{Config, UpstreamConfig};
-use tagwarden::metrics::Metrics;
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, origin_for, start_with};
 
@@ -410,17 +408,10 @@ async fn start_proxy(up: UpstreamConfig) -> Proxy {
     let rules = repo().join("rules");
     let config = Config { rules: rules.clone(), upstream: Some(up), ..Config::default() };
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
-    let shared = Arc::new(Shared {
-        policy: ArcSwap::from_pointee(policy),
-        metrics: Metrics::new(),
-        config,
-        origin,
-        trusted_proxies: Vec::new(),
+    let shared = Arc::new(
         // No test here requests a vendor path; should one, it goes nowhere useful.
-        vendor_port: 9,
-        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
-        vendor_tls: false,
-    });
+        Shared::new(policy, config, origin).with_loopback_vendors(9),
+    );
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running =

@@ -64,6 +64,53 @@ pub struct Shared {
     pub vendor_tls: bool,
 }
 
+impl Origin {
+    /// A plain-HTTP origin (the built-in demo, loopback test origins): 5 s to
+    /// connect, 30 s per read or write.
+    pub fn plain(addr: SocketAddr) -> Origin {
+        Origin {
+            addr,
+            tls: false,
+            sni: String::new(),
+            host_header: None,
+            verify_cert: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Shared {
+    /// Shared state for a proxy: the rules' metrics set, trusted proxies from
+    /// `config`, first-party vendors reached over TLS on port 443 through DNS.
+    pub fn new(policy: Policy, config: Config, origin: Origin) -> Shared {
+        let metrics = Metrics::new();
+        metrics.set_rules(&policy.version);
+        let trusted_proxies =
+            config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_cidr(p)).collect();
+        Shared {
+            policy: ArcSwap::from_pointee(policy),
+            metrics,
+            config,
+            origin,
+            trusted_proxies,
+            vendor_port: 443,
+            vendor_resolve_override: None,
+            vendor_tls: true,
+        }
+    }
+
+    /// Sends first-party vendor requests to plain HTTP on 127.0.0.1:`port`,
+    /// whatever the vendor host (tests, where vendors are loopback sinks).
+    pub fn with_loopback_vendors(mut self, port: u16) -> Shared {
+        self.vendor_port = port;
+        self.vendor_resolve_override = Some(IpAddr::from([127, 0, 0, 1]));
+        self.vendor_tls = false;
+        self
+    }
+}
+
 /// The pingora application.
 #[derive(Debug, Clone)]
 pub struct Warden {

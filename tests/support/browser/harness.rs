@@ -9,18 +9,16 @@
 //! production, where the load balancer terminates TLS).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use tagwarden::config::Config;
 use tagwarden::http1::{self, Request, Response};
-use tagwarden::metrics::Metrics;
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, start_with};
 
@@ -157,28 +155,8 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
     }));
 
     let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
-    let metrics = Metrics::new();
-    metrics.set_rules(&policy.version);
     let config = Config { rules: rules.to_path_buf(), ..Config::default() };
-    let shared = Arc::new(Shared {
-        policy: ArcSwap::from_pointee(policy),
-        metrics,
-        config,
-        origin: Origin {
-            addr: origin_addr,
-            tls: false,
-            sni: String::new(),
-            host_header: None,
-            verify_cert: false,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-        },
-        trusted_proxies: Vec::new(),
-        vendor_port,
-        vendor_resolve_override: Some(IpAddr::from([127, 0, 0, 1])),
-        vendor_tls: false,
-    });
+    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).with_loopback_vendors(vendor_port));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let running =
         start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None).await?;
