@@ -75,7 +75,8 @@ pub struct UpstreamConfig {
     /// Verify the origin's certificate chain and name (https). Default true.
     #[serde(default = "yes")]
     pub verify_cert: bool,
-    /// PEM file with the CA(s) that sign the origin certificate. Default: system roots.
+    /// PEM file with the CA(s) that sign the origin certificate; replaces the system
+    /// roots for the origin. Parsed at start-up: a bad file stops `serve`. Default: system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// TCP (+TLS) connect timeout. Default 5 s (Envoy cluster `connect_timeout` 5 s at the edge).

@@ -71,9 +71,10 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, String> {
         .map_err(|e| format!("upstream {host}: {e}"))?
         .next()
         .ok_or_else(|| format!("upstream {host} does not resolve"))?;
-    if up.ca_file.is_some() {
-        return Err("upstream.ca_file is not supported yet: install the CA in the system store".into());
-    }
+    let ca = match &up.ca_file {
+        Some(path) => Some(load_ca_file(path)?),
+        None => None,
+    };
     Ok(Origin {
         addr,
         tls,
@@ -83,7 +84,31 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, String> {
         connect_timeout: Duration::from_secs(up.connect_timeout_seconds),
         read_timeout: Duration::from_secs(up.read_timeout_seconds),
         write_timeout: Duration::from_secs(up.write_timeout_seconds),
+        ca,
     })
+}
+
+/// Reads `[upstream] ca_file`: PEM certificates that replace the system roots for
+/// verifying the origin. Every certificate is parsed here, at start-up, so a bad
+/// file is a configuration error (pingora's own parser would panic on bad DER later).
+pub fn load_ca_file(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("upstream.ca_file {}: no PEM certificates", path.display()));
+    }
+    let mut wrapped = Vec::new();
+    for (i, der) in certs.into_iter().enumerate() {
+        if x509_parser::parse_x509_certificate(der.as_ref()).is_err() {
+            return Err(format!("upstream.ca_file {}: certificate {} is not valid X.509", path.display(), i + 1));
+        }
+        wrapped.push(pingora::utils::tls::WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509));
+    }
+    Ok(Arc::from(wrapped))
 }
 
 /// Everything `serve` runs, with the addresses it actually bound.

@@ -10,12 +10,8 @@
 //! certificates in `certs/test/` (see its README), which no system
 //! trust store knows.
 //!
-//! Not covered: `verify_cert = true` against an origin signed by a CA we trust.
-//! pingora's rustls connector takes extra CAs only from `ServerConf.ca_file` or
-//! a per-peer `peer.options.ca`, and tagwarden exposes neither yet (`[upstream]
-//! ca_file` is rejected by `origin_for`). Pointing `SSL_CERT_FILE` (read by
-//! rustls-native-certs as the system store) at `ca.pem` does make verification
-//! pass, but it is process-wide, so it would need a separate process.
+//! Verification against a private CA uses `[upstream] ca_file` (the test CA in
+//! `certs/test/ca.pem`), which replaces the system roots for the origin.
 //!
 //! Known failure, ignored: WebSocket frames through an upgraded connection
 //! (pingora 0.9.1 drops the tunnel right after the `101` on some upgrades; see
@@ -442,6 +438,34 @@ async fn https_origin_page_is_fetched_over_tls_with_the_configured_sni_and_rewri
     assert_eq!((reqs[0].method.as_str(), reqs[0].target.as_str()), ("GET", "/conditions/diabetes"));
     assert_eq!(reqs[0].header("host"), Some("clinic.example"), "the client's Host is kept");
     assert_eq!(origin.next_handshake().await, Ok(Some(SNI.to_string())), "the origin's ClientHello SNI");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_origin_signed_by_the_configured_ca_file_is_verified_and_rewritten() {
+    let mut origin = TlsOrigin::start().await;
+    let up = upstream(format!("https://{}", origin.addr), |u| {
+        u.sni = Some(SNI.into());
+        u.verify_cert = true;
+        u.ca_file = Some(repo().join("certs/test/ca.pem"));
+    });
+    let proxy = start_proxy(up).await;
+    let r = get(proxy.addr, "/conditions/diabetes").await;
+    assert_eq!(r.status, 200, "{}", r.summary());
+    assert_rewritten(&r.body);
+    assert_eq!(origin.next_handshake().await, Ok(Some(SNI.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_that_is_not_pem_certificates_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ca.pem");
+    std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n").unwrap();
+    let up = upstream("https://127.0.0.1:9".into(), |u| u.ca_file = Some(bad.clone()));
+    let err = origin_for(&up).await.expect_err("a broken CA file must not start");
+    assert!(err.contains("ca_file") && err.contains("not valid X.509"), "{err}");
+    std::fs::write(&bad, "no pem here\n").unwrap();
+    let err = origin_for(&up).await.expect_err("an empty CA file must not start");
+    assert!(err.contains("no PEM certificates"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

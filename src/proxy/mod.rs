@@ -46,6 +46,8 @@ pub struct Origin {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    /// CA certificates that replace the system roots for this origin (`[upstream] ca_file`).
+    pub ca: Option<Arc<pingora::protocols::tls::CaType>>,
 }
 
 /// Everything the proxy shares between requests.
@@ -77,6 +79,7 @@ impl Origin {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            ca: None,
         }
     }
 }
@@ -637,6 +640,7 @@ impl ProxyHttp for Warden {
                 let mut p = HttpPeer::new(origin.addr, origin.tls, origin.sni.clone());
                 p.options.verify_cert = origin.verify_cert;
                 p.options.verify_hostname = origin.verify_cert;
+                p.options.ca = origin.ca.clone();
                 p
             }
             Target::Vendor { host, .. } => {
