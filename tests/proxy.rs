@@ -1087,6 +1087,21 @@ async fn vendor_set_cookie_is_stripped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_documents_are_sandboxed_into_an_opaque_origin() {
+    let sink = TestServer::fixed(cl_response("200 OK", &[("content-type", "text/html")], b"<p>vendor frame</p>")).await;
+    let env = start_full(html_origin(None, page()).await, sink, Duration::from_secs(10), |_| {}).await;
+    let r = get(env.proxy, "/_tw/zendesk/static.zdassets.com/web_widget/frame.html", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-security-policy").is_some_and(|c| c.starts_with("sandbox ")), "{:?}", r.headers);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // Scripts are not sandboxed (a CSP sandbox has no effect on them, and they must run in the page).
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let js = get(env.proxy, "/_tw/zendesk/static.zdassets.com/ekr/snippet.js?key=k", &[]).await;
+    assert_eq!(js.header("content-type"), Some("application/javascript"));
+    assert!(!js.has_header("content-security-policy"), "{:?}", js.headers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_path_without_consent_is_204_and_nothing_leaves() {
     let env = start(html_origin(None, page()).await, |_| {}).await;
     let r = get(env.proxy, VENDOR_PATH, &["Cookie: tw_consent=essential", "Accept: */*"]).await;

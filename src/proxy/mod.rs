@@ -737,6 +737,17 @@ impl ProxyHttp for Warden {
         if let Target::Vendor { .. } = ctx.target {
             // Vendors may not set cookies on the site's host.
             let _ = resp.remove_header("set-cookie");
+            resp.insert_header("x-content-type-options", "nosniff")?;
+            // A vendor document served from the site's own origin would be same-origin
+            // with the site (cookies, storage, DOM of other frames): sandbox it into an
+            // opaque origin. Vendor scripts are not affected (they run in the page anyway).
+            let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok());
+            if ct.is_none_or(|ct| is_html(Some(ct)) || ct.to_ascii_lowercase().contains("svg") || ct.contains("xml")) {
+                resp.append_header(
+                    "content-security-policy",
+                    "sandbox allow-scripts allow-forms allow-popups; base-uri 'none'; object-src 'none'",
+                )?;
+            }
             return Ok(());
         }
         let status = resp.status.as_u16();
