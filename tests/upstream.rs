@@ -20,14 +20,13 @@
 //! Every `tokio::time::timeout` here is a hang guard; no test asserts how long
 //! anything took.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -39,17 +38,13 @@ use tagwarden::config::{Config, UpstreamConfig};
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, origin_for, start_with};
 
-/// Hang guard for one exchange (not a timing assertion).
-const GUARD: Duration = Duration::from_secs(30);
-/// Most connections a test server accepts.
-const MAX_CONNS: usize = 128;
-/// Largest request head / body / response any helper reads.
-const MAX_BYTES: usize = 64 << 20;
+#[path = "support/http.rs"]
+mod http;
+
+use http::*;
+
 /// The TLS server name tagwarden is configured to send.
 const SNI: &str = "origin.test";
-
-const TRACKERS: &str = r#"<script src="https://connect.facebook.net/en_US/fbevents.js"></script><img src="https://www.facebook.com/tr?id=1"> <script id="ze-snippet" src="https://static.zdassets.com/ekr/snippet.js?key=k"></script>"#;
-const ZENDESK_FIRST_PARTY: &str = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -59,238 +54,13 @@ fn repo() -> PathBuf {
 // HTTP/1 bytes (shared by the test origins and the client)
 // ---------------------------------------------------------------------------
 
-/// A request as a test origin received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads one request head (the tests send no request bodies).
-async fn read_request<S: AsyncRead + Unpin>(sock: &mut S) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_BYTES {
-            return None;
-        }
-        let mut chunk = [0u8; 8192];
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_string();
-    let target = first.next()?.to_string();
-    let headers = lines
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Some(Seen { method, target, headers })
-}
-
-fn head(status: &str, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status}\r\n");
-    for (n, v) in headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.into_bytes()
-}
-
-/// A complete chunked response with `connection: close`, the body split into `piece`-byte chunks.
-fn chunked_response(status: &str, headers: &[(&str, &str)], body: &[u8], piece: usize) -> Vec<u8> {
-    let mut h = headers.to_vec();
-    h.push(("transfer-encoding", "chunked"));
-    h.push(("connection", "close"));
-    let mut out = head(status, &h);
-    for c in body.chunks(piece) {
-        out.extend(format!("{:x}\r\n", c.len()).into_bytes());
-        out.extend_from_slice(c);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
-}
-
-/// A page with trackers, a Zendesk snippet, and enough text to span many chunks.
-fn page() -> Vec<u8> {
-    let mut s = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Clinic</title></head><body><h1>Diabetes care</h1>",
-    );
-    s.push_str(TRACKERS);
-    for i in 0..1500 {
-        s.push_str(&format!("<p>Paragraph {i}: book an appointment with our care team.</p>\n"));
-    }
-    s.push_str("<p>end of page</p></body></html>\n");
-    s.into_bytes()
-}
-
 fn html_response() -> Vec<u8> {
     chunked_response("200 OK", &[("content-type", "text/html; charset=utf-8")], &page(), 4096)
-}
-
-fn assert_rewritten(html: &[u8]) {
-    let s = String::from_utf8_lossy(html);
-    assert!(!s.contains("facebook"), "a tracker survived:\n{}", &s[..s.len().min(2000)]);
-    assert!(
-        s.contains(&format!("src=\"{ZENDESK_FIRST_PARTY}?key=k\"")),
-        "Zendesk not rewritten first-party:\n{}",
-        &s[..s.len().min(2000)]
-    );
-    assert!(!s.contains("src=\"https://static.zdassets.com"), "Zendesk still loaded third-party");
-    assert!(s.contains("<p>end of page</p></body></html>"), "page truncated");
-}
-
-/// A parsed HTTP/1.1 response.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    /// Body with the transfer coding removed.
-    body: Vec<u8>,
-    /// Chunked: the terminating chunk arrived. Content-Length: all bytes arrived.
-    complete: bool,
-    raw: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-
-    fn summary(&self) -> String {
-        String::from_utf8_lossy(&self.raw[..self.raw.len().min(600)]).to_string()
-    }
-}
-
-/// Removes chunked framing; `complete` only if the last chunk and the final CRLF arrived.
-fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
-    let mut body = Vec::new();
-    // Bounded: each round consumes a chunk header or returns.
-    while !data.is_empty() {
-        let Some(eol) = find(data, b"\r\n") else { break };
-        let line = String::from_utf8_lossy(&data[..eol]).to_string();
-        let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or_default().trim(), 16) else { break };
-        data = &data[eol + 2..];
-        if size == 0 {
-            return (body, data.starts_with(b"\r\n") || find(data, b"\r\n\r\n").is_some());
-        }
-        if data.len() < size + 2 {
-            body.extend_from_slice(&data[..data.len().min(size)]);
-            break;
-        }
-        body.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-    (body, false)
-}
-
-fn parse_response(raw: &[u8]) -> Resp {
-    let end = find(raw, b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
-    let after_head = &raw[end + 4..];
-    let mut r = Resp { status, headers, body: Vec::new(), complete: true, raw: raw.to_vec() };
-    if r.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        (r.body, r.complete) = dechunk(after_head);
-    } else if let Some(len) = r.header("content-length").and_then(|l| l.parse::<usize>().ok()) {
-        r.complete = after_head.len() >= len;
-        r.body = after_head[..after_head.len().min(len)].to_vec();
-    } else {
-        r.body = after_head.to_vec();
-    }
-    r
-}
-
-/// `GET path` with `Host: clinic.example`, `Accept: text/html` and `Connection: close`;
-/// returns every byte the proxy sent until it closed.
-async fn get(addr: SocketAddr, path: &str) -> Resp {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: clinic.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n");
-    let raw = tokio::time::timeout(GUARD, async {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(request.as_bytes()).await.unwrap();
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        while out.len() < MAX_BYTES {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-        out
-    })
-    .await
-    .expect("hang guard: the proxy neither finished the response nor closed the connection");
-    parse_response(&raw)
 }
 
 // ---------------------------------------------------------------------------
 // Test origins
 // ---------------------------------------------------------------------------
-
-/// A plain-TCP origin: records every request head, then hands the socket to the handler.
-struct PlainOrigin {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl PlainOrigin {
-    async fn start<F, Fut>(handler: F) -> PlainOrigin
-    where
-        F: Fn(Seen, TcpStream) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = seen.clone();
-        let handler = Arc::new(handler);
-        tokio::spawn(async move {
-            for _ in 0..MAX_CONNS {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
-                let (recorded, handler) = (recorded.clone(), handler.clone());
-                tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else { return };
-                    recorded.lock().unwrap().push(req.clone());
-                    handler(req, sock).await;
-                });
-            }
-        });
-        PlainOrigin { addr, seen }
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
 
 /// How one TLS handshake at the origin ended: the SNI the client sent, or the error.
 type Handshake = Result<Option<String>, String>;
@@ -428,7 +198,7 @@ async fn https_origin_page_is_fetched_over_tls_with_the_configured_sni_and_rewri
     });
     let proxy = start_proxy(up).await;
 
-    let r = get(proxy.addr, "/conditions/diabetes").await;
+    let r = get(proxy.addr, "/conditions/diabetes", &["Accept: text/html"]).await;
     assert_eq!(r.status, 200, "{}", r.summary());
     assert!(r.complete, "response not complete: {}", r.summary());
     assert_rewritten(&r.body);
@@ -449,7 +219,7 @@ async fn https_origin_signed_by_the_configured_ca_file_is_verified_and_rewritten
         u.ca_file = Some(repo().join("certs/test/ca.pem"));
     });
     let proxy = start_proxy(up).await;
-    let r = get(proxy.addr, "/conditions/diabetes").await;
+    let r = get(proxy.addr, "/conditions/diabetes", &["Accept: text/html"]).await;
     assert_eq!(r.status, 200, "{}", r.summary());
     assert_rewritten(&r.body);
     assert_eq!(origin.next_handshake().await, Ok(Some(SNI.to_string())));
@@ -477,7 +247,7 @@ async fn https_origin_with_an_untrusted_certificate_is_a_502_when_verifying() {
     });
     let proxy = start_proxy(up).await;
 
-    let r = get(proxy.addr, "/conditions/diabetes").await;
+    let r = get(proxy.addr, "/conditions/diabetes", &["Accept: text/html"]).await;
     assert_eq!(r.status, 502, "{}", r.summary());
     let text = r.text();
     assert!(text.contains("502 Bad gateway"), "not the 502 page: {}", r.summary());
@@ -546,10 +316,10 @@ fn ws_frames() -> (Vec<u8>, Vec<u8>) {
 
 /// A WebSocket origin: answers an upgrade request with its `101`, then reads the client's
 /// frames, reports them (or how the tunnel failed) on the channel, and only then sends its own.
-async fn websocket_origin() -> (PlainOrigin, mpsc::UnboundedReceiver<Result<Vec<u8>, String>>) {
+async fn websocket_origin() -> (TestServer, mpsc::UnboundedReceiver<Result<Vec<u8>, String>>) {
     let (from_client, from_server) = ws_frames();
     let (got_tx, got_rx) = mpsc::unbounded_channel();
-    let origin = PlainOrigin::start(move |req, mut sock| {
+    let origin = TestServer::start(move |req, mut sock| {
         let (got_tx, server_bytes, expect_len) = (got_tx.clone(), from_server.clone(), from_client.len());
         async move {
             let upgrade = req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
@@ -558,7 +328,7 @@ async fn websocket_origin() -> (PlainOrigin, mpsc::UnboundedReceiver<Result<Vec<
                 let _ = sock.write_all(&head("400 Bad Request", &[("content-length", "0")])).await;
                 return;
             }
-            let switching = head(
+            let switching = raw_head(
                 "101 Switching Protocols",
                 &[("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", WS_ACCEPT)],
             );
@@ -608,7 +378,7 @@ async fn upgrade(proxy: SocketAddr) -> (TcpStream, Resp) {
             assert!(n > 0, "the proxy closed before the 101: {:?}", String::from_utf8_lossy(&raw));
             raw.extend_from_slice(&buf[..n]);
         }
-        let r = parse_response(&raw);
+        let r = parse_response(&raw, false);
         assert_eq!(r.status, 101, "{}", r.summary());
         assert_eq!(r.header("sec-websocket-accept"), Some(WS_ACCEPT), "{:?}", r.headers);
         assert!(r.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")), "{:?}", r.headers);
@@ -700,7 +470,7 @@ async fn origin_with_nothing_listening_is_a_502_page_with_a_csp() {
     };
     let proxy = start_proxy(upstream(format!("http://{dead}"), |_| {})).await;
 
-    let r = get(proxy.addr, "/conditions/diabetes").await;
+    let r = get(proxy.addr, "/conditions/diabetes", &["Accept: text/html"]).await;
     assert_eq!(r.status, 502, "{}", r.summary());
     assert!(r.text().contains("502 Bad gateway"), "not the 502 page: {}", r.summary());
     assert_eq!(
@@ -713,14 +483,14 @@ async fn origin_with_nothing_listening_is_a_502_page_with_a_csp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_that_never_answers_is_a_504_after_the_read_timeout() {
-    let origin = PlainOrigin::start(|_req, mut sock| async move {
+    let origin = TestServer::start(|_req, mut sock| async move {
         // Read the request, answer nothing, and keep the connection open until the proxy gives up.
         let _ = sock.read(&mut [0u8; 1]).await;
     })
     .await;
     let proxy = start_proxy(upstream(format!("http://{}", origin.addr), |u| u.read_timeout_seconds = 1)).await;
 
-    let r = get(proxy.addr, "/conditions/diabetes").await;
+    let r = get(proxy.addr, "/conditions/diabetes", &["Accept: text/html"]).await;
     assert_eq!(r.status, 504, "{}", r.summary());
     assert!(r.text().contains("504 Gateway timeout"), "not the 504 page: {}", r.summary());
     assert!(r.header("content-security-policy").is_some(), "504 page without a CSP: {:?}", r.headers);
