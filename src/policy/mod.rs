@@ -391,15 +391,13 @@ impl Policy {
             );
         }
 
-        let mut sig_patterns = Vec::new();
-        let mut signature_vendor = Vec::new();
-        for (idx, (file, v)) in src.vendors.iter().enumerate() {
+        let mut compiled_signatures = Vec::new();
+        for (file, v) in &src.vendors {
             for (j, s) in v.inline_signatures.iter().enumerate() {
                 match signatures::compile(s.get_ref()) {
-                    Ok(_) => {
+                    Ok(regex) => {
                         if let Some((vidx, _)) = ids.get(v.id.get_ref()) {
-                            sig_patterns.push(s.get_ref().clone());
-                            signature_vendor.push(*vidx);
+                            compiled_signatures.push((regex, *vidx));
                         }
                     }
                     Err(e) => errors.push(file.error_at(
@@ -410,15 +408,13 @@ impl Policy {
                         ),
                     )),
                 }
-                let _ = idx;
             }
         }
 
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
-        let pairs: Vec<(String, VendorIdx)> = sig_patterns.into_iter().zip(signature_vendor).collect();
-        let signatures = signatures::Signatures::new(&pairs)
+        let signatures = signatures::Signatures::new(compiled_signatures)
             .map_err(|e| RuleErrors(vec![site_src.error(format!("inline signatures: {e}"))]))?;
 
         let mut exact_hosts = HashMap::new();
@@ -610,10 +606,6 @@ fn check_overlaps(
             continue;
         };
         for b in vendors.iter().skip(a_i + 1) {
-            let Some((_, b_raw)) = find(&b.id) else {
-                continue;
-            };
-            let _ = b_raw;
             for (hi, ha) in a.hosts.iter().enumerate() {
                 if let Some(hb) = b.hosts.iter().find(|hb| ha.overlaps(hb)) {
                     errors.push(a_file.error_at(

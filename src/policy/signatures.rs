@@ -46,16 +46,17 @@ fn prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 impl Signatures {
-    /// `patterns`: (regex, vendor) pairs; each regex must already have compiled with [`compile`].
-    pub fn new(patterns: &[(String, VendorIdx)]) -> Result<Signatures, String> {
+    /// `signatures`: (regex compiled with [`compile`], vendor) pairs.
+    pub fn new(signatures: Vec<(Regex, VendorIdx)>) -> Result<Signatures, String> {
         let mut regexes = Vec::new();
         let mut vendor = Vec::new();
         let mut wanted: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut unfiltered = Vec::new();
-        for (i, (p, v)) in patterns.iter().enumerate() {
-            regexes.push(compile(p).map_err(|e| e.to_string())?);
-            vendor.push(*v);
-            match prefixes(p) {
+        for (i, (regex, v)) in signatures.into_iter().enumerate() {
+            let found = prefixes(regex.as_str());
+            regexes.push(regex);
+            vendor.push(v);
+            match found {
                 Some(lits) => wanted.extend(lits.into_iter().map(|l| (l, i))),
                 None => unfiltered.push(i),
             }
@@ -128,7 +129,12 @@ mod tests {
 
     #[test]
     fn matches_need_the_whole_regex_not_just_the_prefix() {
-        let s = Signatures::new(&[(r"fbq\(\s*'init".into(), 1), (r"\w+zz".into(), 2), (r"gtag\(".into(), 3)]).unwrap();
+        let s = Signatures::new(vec![
+            (compile(r"fbq\(\s*'init").unwrap(), 1),
+            (compile(r"\w+zz").unwrap(), 2),
+            (compile(r"gtag\(").unwrap(), 3),
+        ])
+        .unwrap();
         assert_eq!(s.matching_vendors(b"fbq('track')"), Vec::<usize>::new());
         assert_eq!(s.matching_vendors(b"x; fbq( 'init', 1); gtag('js')"), [1, 3]);
         assert_eq!(s.matching_vendors(b"abczz"), [2], "unfiltered signatures always run");
