@@ -232,9 +232,7 @@ impl State {
         // (href loads, entity-decoded script/style text) are the stricter reading.
         let svg = !html;
 
-        if self.generic_attributes(el) {
-            return Ok(());
-        }
+        self.generic_attributes(el);
 
         // Where lol_html's view of foreign content may differ from a browser's
         // (breakouts from <svg>/<math>), URL attributes are checked under both
@@ -337,9 +335,9 @@ impl State {
         Ok(())
     }
 
-    /// Attributes any element may carry: `style`, `background`, `on*` handlers.
-    /// Returns `true` when the element was removed.
-    fn generic_attributes(&mut self, el: &mut Element<'_, '_>) -> bool {
+    /// Attributes any element may carry: `style`, `background`, `on*` handlers
+    /// (only attributes are removed, never the element).
+    fn generic_attributes(&mut self, el: &mut Element<'_, '_>) {
         let mut style = false;
         let mut background = false;
         let mut handlers: Vec<String> = Vec::new();
@@ -381,7 +379,6 @@ impl State {
                 }
             }
         }
-        false
     }
 
     fn svg_element(&mut self, el: &mut Element<'_, '_>, tag: &str, shared: &Arc<Mutex<State>>) -> HandlerResult {
