@@ -5,7 +5,7 @@
 
 use pingora::http::ResponseHeader;
 
-use crate::policy::{Construct, Decision, Policy};
+use crate::policy::{Construct, Decision, PageContext, Policy};
 
 /// Splits a `Link` header value into entries (commas inside `<…>` or quotes do not split).
 fn split_links(value: &str) -> Vec<&str> {
@@ -27,16 +27,16 @@ fn split_links(value: &str) -> Vec<&str> {
     out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
-fn keep_url(policy: &Policy, page: &url::Url, construct: Construct, raw: &str) -> bool {
-    let ctx = policy.page(page, policy.consent_default);
-    match page.join(raw.trim()) {
-        Ok(u) => policy.decide(&ctx, construct, &u).0 == Decision::Keep,
+fn keep_url(policy: &Policy, ctx: &PageContext, construct: Construct, raw: &str) -> bool {
+    match ctx.page_url.join(raw.trim()) {
+        Ok(u) => policy.decide(ctx, construct, &u).0 == Decision::Keep,
         Err(_) => false,
     }
 }
 
 /// Drops `Link` entries and a `Refresh` header that lead off-site.
 pub fn filter_headers(policy: &Policy, page: &url::Url, resp: &mut ResponseHeader) {
+    let ctx = policy.page(page, policy.consent_default);
     let links: Vec<String> =
         resp.headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
     if !links.is_empty() {
@@ -45,7 +45,7 @@ pub fn filter_headers(policy: &Policy, page: &url::Url, resp: &mut ResponseHeade
             .flat_map(|v| split_links(v))
             .filter(|entry| {
                 let url = entry.strip_prefix('<').and_then(|r| r.split_once('>')).map(|(u, _)| u);
-                url.is_some_and(|u| keep_url(policy, page, Construct::Link, u))
+                url.is_some_and(|u| keep_url(policy, &ctx, Construct::Link, u))
             })
             .map(str::to_string)
             .collect();
@@ -57,7 +57,7 @@ pub fn filter_headers(policy: &Policy, page: &url::Url, resp: &mut ResponseHeade
     let refresh = resp.headers.get("refresh").and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Some(r) = refresh
         && let Some(target) = crate::rewrite::urls::meta_refresh_url(&r)
-        && !keep_url(policy, page, Construct::MetaRefresh, target)
+        && !keep_url(policy, &ctx, Construct::MetaRefresh, target)
     {
         let _ = resp.remove_header("refresh");
     }
