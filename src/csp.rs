@@ -24,7 +24,21 @@
 //!   browsers enforce both. If the origin's policy uses nonces, tagwarden reuses
 //!   the origin's nonce in its own policy and leaves nonce attributes alone, so a
 //!   script the origin nonced satisfies both policies and nothing else gains one.
-//! - `report` routes get `Content-Security-Policy-Report-Only`.
+//! - Nonce propagation: a module fetch (`import()` from any script, a static
+//!   `import` in a module, an import map's target) inherits the nonce of the
+//!   script that made it, and a nonce-source allows a request *whatever its
+//!   host*. Since tagwarden nonces every script it keeps, one nonced policy
+//!   alone would let any kept script (the site's own, or a vetted vendor's)
+//!   load code from any host. So every page gets a second policy, the
+//!   *script-hosts* policy: `script-src 'self' 'unsafe-inline' <the same
+//!   hosts>` with no nonce. A request must satisfy every policy, so scripts
+//!   need the nonce (main policy) *and* an allowed host (script-hosts policy);
+//!   inline scripts still need the nonce, because the main policy says so.
+//!   `'strict-dynamic'` was the other way to think about it and is refused for
+//!   the opposite reason: it would trust whatever a kept script inserts.
+//!   Each refused request is counted once (see [`counts`]); the script-hosts
+//!   policy reports to `<prefix>/csp-report?policy=script-hosts`.
+//! - `report` routes get both policies as `Content-Security-Policy-Report-Only`.
 //! - Violations go to `<prefix>/csp-report` on the site itself: `report-uri`
 //!   always, `report-to` (+ `Reporting-Endpoints`) on https pages, where the
 //!   Reporting API accepts an endpoint.
@@ -42,6 +56,12 @@ pub const ERROR_PAGE_POLICY: &str =
 
 /// Reporting API group name used in `report-to`.
 pub const REPORT_GROUP: &str = "tagwarden";
+
+/// Reporting API group of the script-hosts policy.
+pub const SCRIPT_HOSTS_GROUP: &str = "tagwarden-script-hosts";
+
+/// Query on the report URL that marks a report as sent for the script-hosts policy.
+pub const SCRIPT_HOSTS_QUERY: &str = "policy=script-hosts";
 
 /// A fresh random nonce (128 bits, base64). `None` only if the OS has no randomness.
 pub fn new_nonce() -> Option<String> {
@@ -116,51 +136,88 @@ fn push_pattern(list: &mut Vec<String>, p: &HostPattern) {
     }
 }
 
-/// The policy text for one page. `nonce` is the value named in `script-src`.
-pub fn policy_for(policy: &Policy, page: &PageContext, nonce: &str) -> String {
-    // First-party hosts beyond 'self'.
-    let mut first_party = Vec::new();
-    if policy.first_party.is_empty() {
-        if let Some(reg) = crate::policy::host::registrable_domain(page.first_party.page_host()) {
-            first_party.push(reg.to_string());
-            first_party.push(format!("*.{reg}"));
+/// Host-sources a page may load from beyond `'self'`, shared by both policies
+/// so that the script-hosts policy names exactly the hosts the main one does.
+struct Sources {
+    /// The site's own hosts (named ones, or the registrable domain and its subdomains).
+    first_party: Vec<String>,
+    /// Hosts of vendors served `direct` that this page may load (route + consent).
+    direct: Vec<String>,
+    /// The route's `[route.csp]` additions.
+    extra: crate::policy::RouteCsp,
+}
+
+impl Sources {
+    fn for_page(policy: &Policy, page: &PageContext) -> Sources {
+        let mut first_party = Vec::new();
+        if policy.first_party.is_empty() {
+            if let Some(reg) = crate::policy::host::registrable_domain(page.first_party.page_host()) {
+                first_party.push(reg.to_string());
+                first_party.push(format!("*.{reg}"));
+            }
+        } else {
+            for p in &policy.first_party {
+                push_pattern(&mut first_party, p);
+            }
         }
-    } else {
-        for p in &policy.first_party {
-            push_pattern(&mut first_party, p);
-        }
-    }
-    // Vendors served direct that this page may load.
-    let mut direct = Vec::new();
-    if let Some(r) = page.route {
-        for idx in &policy.routes[r].allow {
-            let v = policy.vendor(*idx);
-            if v.serve == Serve::Direct && page.consent.grants(v.category) {
-                for h in &v.hosts {
-                    push_pattern(&mut direct, h);
-                }
-                for (host, _, _) in &v.urls {
-                    push_pattern(&mut direct, &HostPattern::Exact(host.clone()));
+        let mut direct = Vec::new();
+        if let Some(r) = page.route {
+            for idx in &policy.routes[r].allow {
+                let v = policy.vendor(*idx);
+                if v.serve == Serve::Direct && page.consent.grants(v.category) {
+                    for h in &v.hosts {
+                        push_pattern(&mut direct, h);
+                    }
+                    for (host, _, _) in &v.urls {
+                        push_pattern(&mut direct, &HostPattern::Exact(host.clone()));
+                    }
                 }
             }
         }
+        let extra = page.route.map(|r| policy.routes[r].csp.clone()).unwrap_or_default();
+        Sources { first_party, direct, extra }
     }
-    let extra = page.route.map(|r| policy.routes[r].csp.clone()).unwrap_or_default();
-    let report_uri = format!("{}/csp-report", policy.prefix);
 
-    let mut out = String::with_capacity(512);
-    let mut directive = |name: &str, fixed: &[&str], extra: &[String]| {
+    /// Appends `name fixed… first-party… direct… extra…; ` to `out`.
+    fn directive(&self, out: &mut String, name: &str, fixed: &[&str], extra: &[String]) {
         out.push_str(name);
-        for f in fixed {
-            out.push(' ');
-            out.push_str(f);
-        }
-        for s in first_party.iter().chain(direct.iter()).chain(extra.iter()) {
+        for s in
+            fixed.iter().copied().chain(self.first_party.iter().chain(&self.direct).chain(extra).map(String::as_str))
+        {
             out.push(' ');
             out.push_str(s);
         }
         out.push_str("; ");
-    };
+    }
+}
+
+/// The two policies tagwarden sends with a page (both enforcing, or both
+/// report-only). A request must satisfy every policy the browser holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePolicies {
+    /// Every directive; scripts need the nonce (or a listed hash).
+    pub main: String,
+    /// Scripts by host only: the nonce a module fetch inherits does not count here.
+    pub script_hosts: String,
+}
+
+/// The policies for one page. `nonce` is the value named in the main policy's `script-src`.
+pub fn policies_for(policy: &Policy, page: &PageContext, nonce: &str) -> PagePolicies {
+    let sources = Sources::for_page(policy, page);
+    PagePolicies {
+        main: main_policy(policy, page, &sources, nonce),
+        script_hosts: script_hosts_policy(policy, page, &sources),
+    }
+}
+
+/// The main policy text for one page. `nonce` is the value named in `script-src`.
+pub fn policy_for(policy: &Policy, page: &PageContext, nonce: &str) -> String {
+    main_policy(policy, page, &Sources::for_page(policy, page), nonce)
+}
+
+fn main_policy(policy: &Policy, page: &PageContext, sources: &Sources, nonce: &str) -> String {
+    let extra = &sources.extra;
+    let mut out = String::with_capacity(512);
     // Report-only routes leave the page unchanged (no nonces added), so their
     // policy allows inline scripts and reports what would be blocked by host.
     let nonce_src = if page.mode == Mode::Report { "'unsafe-inline'".to_string() } else { format!("'nonce-{nonce}'") };
@@ -170,28 +227,52 @@ pub fn policy_for(policy: &Policy, page: &PageContext, nonce: &str) -> String {
         script_fixed.push("'unsafe-hashes'");
         script_fixed.extend(hashes.iter().map(String::as_str));
     }
-    directive("default-src", &["'self'"], &[]);
-    directive("script-src", &script_fixed, &extra.script_src);
-    directive("style-src", &["'self'", "'unsafe-inline'"], &extra.style_src);
-    directive("img-src", &["'self'", "data:", "blob:"], &extra.img_src);
-    directive("font-src", &["'self'", "data:"], &extra.font_src);
-    directive("connect-src", &["'self'"], &extra.connect_src);
-    directive("frame-src", &["'self'"], &extra.frame_src);
-    directive("media-src", &["'self'", "blob:"], &extra.media_src);
-    directive("worker-src", &["'self'", "blob:"], &[]);
-    directive("manifest-src", &["'self'"], &[]);
-    directive("form-action", &["'self'"], &[]);
+    sources.directive(&mut out, "default-src", &["'self'"], &[]);
+    sources.directive(&mut out, "script-src", &script_fixed, &extra.script_src);
+    sources.directive(&mut out, "style-src", &["'self'", "'unsafe-inline'"], &extra.style_src);
+    sources.directive(&mut out, "img-src", &["'self'", "data:", "blob:"], &extra.img_src);
+    sources.directive(&mut out, "font-src", &["'self'", "data:"], &extra.font_src);
+    sources.directive(&mut out, "connect-src", &["'self'"], &extra.connect_src);
+    sources.directive(&mut out, "frame-src", &["'self'"], &extra.frame_src);
+    sources.directive(&mut out, "media-src", &["'self'", "blob:"], &extra.media_src);
+    sources.directive(&mut out, "worker-src", &["'self'", "blob:"], &[]);
+    sources.directive(&mut out, "manifest-src", &["'self'"], &[]);
+    sources.directive(&mut out, "form-action", &["'self'"], &[]);
     out.push_str("base-uri 'self'; object-src 'none'; ");
-    let _ = write!(out, "report-uri {report_uri}");
+    let _ = write!(out, "report-uri {}/csp-report", policy.prefix);
     if page.page_url.scheme() == "https" {
         let _ = write!(out, "; report-to {REPORT_GROUP}");
     }
     out
 }
 
+/// The script-hosts policy: `script-src` by host alone, so that a script
+/// fetched with a nonce it did not earn (a module `import` inherits its
+/// importer's nonce) is still held to the allow-list. Inline scripts and
+/// handlers pass here (`'unsafe-inline'`, meaningful because this policy names
+/// no nonce or hash): the main policy holds them to the nonce. Eval stays
+/// refused in both (no `'unsafe-eval'` anywhere); only the main policy's report
+/// of it is counted. `worker-src` repeats the main policy's, because
+/// `worker-src` falls back to `script-src`.
+fn script_hosts_policy(policy: &Policy, page: &PageContext, sources: &Sources) -> String {
+    let mut out = String::with_capacity(256);
+    sources.directive(&mut out, "script-src", &["'self'", "'unsafe-inline'"], &sources.extra.script_src);
+    sources.directive(&mut out, "worker-src", &["'self'", "blob:"], &[]);
+    let _ = write!(out, "report-uri {}/csp-report?{SCRIPT_HOSTS_QUERY}", policy.prefix);
+    if page.page_url.scheme() == "https" {
+        let _ = write!(out, "; report-to {SCRIPT_HOSTS_GROUP}");
+    }
+    out
+}
+
 /// The `Reporting-Endpoints` value for a page (https pages only).
 pub fn reporting_endpoints(policy: &Policy, page: &PageContext) -> Option<String> {
-    (page.page_url.scheme() == "https").then(|| format!("{REPORT_GROUP}=\"{}/csp-report\"", policy.prefix))
+    (page.page_url.scheme() == "https").then(|| {
+        let prefix = &policy.prefix;
+        format!(
+            "{REPORT_GROUP}=\"{prefix}/csp-report\", {SCRIPT_HOSTS_GROUP}=\"{prefix}/csp-report?{SCRIPT_HOSTS_QUERY}\""
+        )
+    })
 }
 
 /// Effective page settings for CSP: the nonce to add to kept scripts and
@@ -276,6 +357,42 @@ fn blocked(raw: &str) -> (Option<url::Url>, Option<&'static str>) {
             }
             Err(_) => (None, None),
         },
+    }
+}
+
+/// Which of a page's two policies a report was sent for: the script-hosts
+/// policy's report URL carries [`SCRIPT_HOSTS_QUERY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSource {
+    Main,
+    ScriptHosts,
+}
+
+impl ReportSource {
+    /// From the query of the report request.
+    pub fn from_query(query: Option<&str>) -> ReportSource {
+        match query {
+            Some(q) if q.split('&').any(|p| p == SCRIPT_HOSTS_QUERY) => ReportSource::ScriptHosts,
+            _ => ReportSource::Main,
+        }
+    }
+}
+
+/// Whether a violation is counted, so that one refused request is counted once
+/// although both policies may refuse it and the browser then reports it twice.
+///
+/// Both policies name the same host-sources for scripts, and the main one only
+/// adds ways to pass (nonce, hashes): every `http(s)` script URL the main policy
+/// refuses, the script-hosts policy refuses too. So script URLs are counted from
+/// the script-hosts policy's reports (the only ones that see an `import()` that
+/// carried a nonce), and everything else — inline code, eval, `data:`/`blob:`
+/// scripts and every other directive — from the main policy's.
+pub fn counts(v: &Violation, source: ReportSource) -> bool {
+    let script_url = matches!(v.directive, "script-src" | "script-src-elem")
+        && v.blocked.as_ref().is_some_and(|u| matches!(u.scheme(), "http" | "https"));
+    match source {
+        ReportSource::Main => !script_url,
+        ReportSource::ScriptHosts => script_url,
     }
 }
 

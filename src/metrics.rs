@@ -161,7 +161,7 @@ impl Metrics {
         let csp_reports = counter(
             &registry,
             "csp_reports_total",
-            "CSP report requests, by outcome (counted|rate_limited|too_large|malformed|rejected).",
+            "CSP report requests, by outcome (counted|duplicate|rate_limited|too_large|malformed|rejected; duplicate = every violation in it is counted from the page's other policy).",
             &["outcome"],
         );
         Metrics {

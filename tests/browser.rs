@@ -31,10 +31,11 @@
 //! the `tagwarden_csp_violations_total{directive,vendor}` counters of the
 //! stack, snapshotted before and after the page (reports arrive after the
 //! load: a bounded poll waits until every report the page sent is counted).
-//! `runtime/inject@js-on` must report each injection it refused
-//! (`INJECT_VIOLATIONS`); the demo pages must report nothing first-party. A
+//! `runtime/inject@js-on` and `runtime/imports@js-on` must report each request
+//! they refused, each counted exactly once (`INJECT_VIOLATIONS`,
+//! `IMPORT_VIOLATIONS`); the demo pages must report nothing first-party. A
 //! second stack, the same rules with every route in `mode = "report"`, serves
-//! `report-only/runtime/inject@js-on`: the page passes unchanged with a
+//! `report-only/runtime/inject@js-on` and `report-only/runtime/imports@js-on`: the page passes unchanged with a
 //! `Content-Security-Policy-Report-Only` header, the injected requests go out
 //! (expected there, by design) and are still reported.
 //!
@@ -86,6 +87,30 @@ const INJECT_VIOLATIONS: &[(&str, &str, &str)] = &[
     ("connect-src", "google_analytics", "www.google-analytics.com"),
     ("connect-src", "tiktok_pixel", "analytics.tiktok.com"),
 ];
+
+/// What `/runtime/imports` tries to load with `import()` / `import` from kept
+/// (nonced) scripts, each of which the script-hosts policy must refuse and
+/// report once: (directive, vendor, blocked host). None of these hosts is in a
+/// vendor rule, so each is attributed to `unknown`.
+const IMPORT_VIOLATIONS: &[(&str, &str, &str)] = &[
+    ("script-src-elem", "unknown", "classic.tracker.example"),
+    ("script-src-elem", "unknown", "timer.tracker.example"),
+    ("script-src-elem", "unknown", "module.tracker.example"),
+    ("script-src-elem", "unknown", "static.tracker.example"),
+    ("script-src-elem", "unknown", "map.tracker.example"),
+    ("script-src-elem", "unknown", "ext.tracker.example"),
+    ("script-src-elem", "unknown", "vendor.tracker.example"),
+];
+
+/// The same page without the vendor script, for the report-only stack (where
+/// the page is left unchanged, so the vendor's loader would not be served
+/// first-party).
+const IMPORT_VIOLATIONS_SITE: &[(&str, &str, &str)] = IMPORT_VIOLATIONS.split_at(6).0;
+
+/// Evaluated in `/runtime/imports` (JavaScript on): the first-party module sets it
+/// to `ready` once a first-party dynamic import and an import-mapped first-party
+/// module both loaded.
+const IMPORTS_READY: &str = "document.documentElement.dataset.imports";
 
 /// Evaluated in the demo pages (JavaScript on): the first-party
 /// `/static/app.js` sets it to `ready`.
@@ -148,6 +173,41 @@ const KNOWN_GAPS: &[KnownGap] = &[
         "runtime/inject@js-on",
         "analytics.tiktok.com",
         "navigator.sendBeacon() issued by the allowed first-party /static/inject.js (CSP connect-src: blocked before a request exists)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "classic.tracker.example",
+        "import() in a kept (nonced) inline classic script: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "timer.tracker.example",
+        "import() in a setTimeout callback of a kept inline script: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "module.tracker.example",
+        "import() in a kept inline module: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "static.tracker.example",
+        "static import in a kept inline module: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "map.tracker.example",
+        "import map target of a bare specifier imported by a kept inline module: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "ext.tracker.example",
+        "import() in the first-party external /static/imports.js: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
+    ),
+    gap(
+        "runtime/imports@js-on",
+        "vendor.tracker.example",
+        "import() in a vetted vendor script served first-party: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
     ),
     open_gap(
         "runtime/hints@js-on",
@@ -384,6 +444,7 @@ fn scenarios() -> Vec<Scenario> {
     }
     base.push(("runtime/inject".into(), "runtime", CLINIC.into(), "/runtime/".into(), None));
     base.push(("runtime/hints".into(), "runtime", CLINIC.into(), "/runtime/hints".into(), None));
+    base.push(("runtime/imports".into(), "runtime", CLINIC.into(), "/runtime/imports".into(), None));
     let mut out = Vec::new();
     for (id, group, host, path, keep) in base {
         for javascript in [true, false] {
@@ -395,8 +456,16 @@ fn scenarios() -> Vec<Scenario> {
                 javascript,
                 keep: keep.clone(),
                 stack: StackKind::Enforce,
-                reports: if javascript && id == "runtime/inject" { INJECT_VIOLATIONS } else { &[] },
-                evaluate: if javascript && group == "demo" { vec![DEMO_APP_READY] } else { Vec::new() },
+                reports: match (javascript, id.as_str()) {
+                    (true, "runtime/inject") => INJECT_VIOLATIONS,
+                    (true, "runtime/imports") => IMPORT_VIOLATIONS,
+                    _ => &[],
+                },
+                evaluate: match (javascript, group, id.as_str()) {
+                    (true, "demo", _) => vec![DEMO_APP_READY],
+                    (true, _, "runtime/imports") => vec![IMPORTS_READY],
+                    _ => Vec::new(),
+                },
             });
         }
     }
@@ -411,6 +480,17 @@ fn scenarios() -> Vec<Scenario> {
         stack: StackKind::ReportOnly,
         reports: INJECT_VIOLATIONS,
         evaluate: Vec::new(),
+    });
+    out.push(Scenario {
+        id: "report-only/runtime/imports@js-on".into(),
+        group: "report-only",
+        host: CLINIC.into(),
+        path: "/runtime/imports-site".into(),
+        javascript: true,
+        keep: None,
+        stack: StackKind::ReportOnly,
+        reports: IMPORT_VIOLATIONS_SITE,
+        evaluate: vec![IMPORTS_READY],
     });
     out
 }
@@ -744,14 +824,31 @@ fn judge_csp(
                 v.sent_reports
             ));
         }
-        let counted = o.csp.get(&((*directive).to_string(), (*vendor).to_string())).copied().unwrap_or(0);
-        if counted == 0 {
+    }
+    // …and counted exactly once each: the main and the script-hosts policy may
+    // both report one refused request, and tagwarden counts it once.
+    let mut expected = CspCounts::new();
+    for (directive, vendor, _) in s.reports {
+        *expected.entry(((*directive).to_string(), (*vendor).to_string())).or_default() += 1;
+    }
+    for ((directive, vendor), want) in &expected {
+        let counted = o.csp.get(&(directive.clone(), vendor.clone())).copied().unwrap_or(0);
+        if counted != *want {
             v.problems.push(format!(
-                "tagwarden_csp_violations_total{{directive=\"{directive}\",vendor=\"{vendor}\"}} did not increase \
-                 within {REPORTS_CAP:?} (increase over the page: {}; reports by outcome: {:?})",
+                "tagwarden_csp_violations_total{{directive=\"{directive}\",vendor=\"{vendor}\"}} increased by \
+                 {counted}, expected exactly {want} (waited up to {REPORTS_CAP:?}; increase over the page: {}; \
+                 reports by outcome: {:?})",
                 fmt_counts(&o.csp),
                 o.csp_reports
             ));
+        }
+    }
+    if s.path.starts_with("/runtime/imports") && s.javascript {
+        match load.evaluated(IMPORTS_READY) {
+            Some(Ok(serde_json::Value::String(x))) if x == "ready" => {}
+            other => v.problems.push(format!(
+                "{IMPORTS_READY} is {other:?}, not \"ready\": first-party module imports did not load under the CSP"
+            )),
         }
     }
 

@@ -953,6 +953,19 @@ async fn html_carries_a_strict_csp_whose_nonce_is_on_every_kept_script() {
     assert_eq!(scripts, 3, "inline, zendesk, app.js kept: {html}");
     assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), 3, "{html}");
     assert!(!html.contains("onload=") && !html.contains("javascript:"), "inline handlers removed: {html}");
+    // The script-hosts policy: the same page, scripts by host only (module fetches
+    // inherit a nonce, so a nonce must not be enough on its own).
+    let all: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-security-policy"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let hosts = all[1];
+    assert!(hosts.starts_with("script-src 'self' 'unsafe-inline' "), "{hosts}");
+    assert!(hosts.ends_with("report-uri /_tw/csp-report?policy=script-hosts"), "{hosts}");
+    assert!(!hosts.contains("nonce") && !hosts.contains("unsafe-eval") && !hosts.contains("zdassets"), "{hosts}");
     // A second response gets a different nonce.
     let again = get(env.proxy, "/patient/intake", &[]).await;
     assert_ne!(policy_nonce(again.header("content-security-policy").unwrap()), Some(nonce));
@@ -976,7 +989,8 @@ async fn an_origin_csp_is_kept_and_its_nonce_reused() {
         .filter(|(n, _)| n.eq_ignore_ascii_case("content-security-policy"))
         .map(|(_, v)| v.as_str())
         .collect();
-    assert_eq!(policies.len(), 2, "origin's policy and ours: {policies:?}");
+    assert_eq!(policies.len(), 3, "origin's policy and our two: {policies:?}");
+    assert!(policies.iter().any(|p| p.starts_with("script-src 'self' 'unsafe-inline' ")), "{policies:?}");
     assert!(policies.contains(&"script-src 'nonce-origin123'"));
     let ours = policies.iter().find(|p| p.starts_with("default-src")).unwrap();
     assert_eq!(policy_nonce(ours).as_deref(), Some("origin123"));
@@ -995,8 +1009,12 @@ async fn error_pages_carry_a_csp_too() {
 }
 
 async fn post_report(addr: SocketAddr, content_type: &str, body: &[u8]) -> Resp {
+    post_report_to(addr, "/_tw/csp-report", content_type, body).await
+}
+
+async fn post_report_to(addr: SocketAddr, target: &str, content_type: &str, body: &[u8]) -> Resp {
     let mut req = format!(
-        "POST /_tw/csp-report HTTP/1.1\r\nHost: clinic.example\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {target} HTTP/1.1\r\nHost: clinic.example\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -1018,6 +1036,31 @@ async fn violation_reports_are_counted_by_directive_and_vendor_and_answered_204(
         "{text}"
     );
     assert_eq!(env.origin.count(), 0, "reports never reach the origin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_url_refused_by_both_policies_is_counted_once() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    // An injected gtag <script>: no nonce and an unlisted host, so the browser
+    // reports it once for each policy.
+    let body = br#"{"csp-report":{"effective-directive":"script-src-elem","blocked-uri":"https://www.googletagmanager.com/gtag/js?id=G-X"}}"#;
+    assert_eq!(post_report(env.proxy, "application/csp-report", body).await.status, 204);
+    let hosts = "/_tw/csp-report?policy=script-hosts";
+    assert_eq!(post_report_to(env.proxy, hosts, "application/csp-report", body).await.status, 204);
+    // An inline script without the nonce: only the main policy refuses it.
+    let inline = br#"{"csp-report":{"effective-directive":"script-src-elem","blocked-uri":"inline"}}"#;
+    assert_eq!(post_report(env.proxy, "application/csp-report", inline).await.status, 204);
+    let text = scrape(env.admin).await;
+    assert!(
+        text.contains(r#"tagwarden_csp_violations_total{directive="script-src-elem",vendor="google_analytics"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tagwarden_csp_violations_total{directive="script-src-elem",vendor="unknown"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"tagwarden_csp_reports_total{outcome="duplicate"} 1"#), "{text}");
+    assert!(text.contains(r#"tagwarden_csp_reports_total{outcome="counted"} 2"#), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

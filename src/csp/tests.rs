@@ -84,7 +84,7 @@ fn direct_vendors_route_additions_and_hashes_on_https() {
     assert!(text.ends_with("report-uri /_tw/csp-report; report-to tagwarden"), "{text}");
     assert_eq!(
         reporting_endpoints(&p, &page(&p, "https://www.clinic.example/")).unwrap(),
-        "tagwarden=\"/_tw/csp-report\""
+        "tagwarden=\"/_tw/csp-report\", tagwarden-script-hosts=\"/_tw/csp-report?policy=script-hosts\""
     );
     assert!(
         !text.contains("unsafe-eval") && !text.contains("strict-dynamic") && !text.contains("script-src 'self' data:")
@@ -169,4 +169,89 @@ fn both_report_formats_parse_and_queries_are_dropped() {
         .join(",")
     );
     assert_eq!(parse_reports(many.as_bytes(), 16).len(), 16);
+}
+
+#[test]
+fn script_hosts_policy_names_the_same_hosts_and_no_nonce() {
+    let p = rules(SITE, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let both = policies_for(&p, &page(&p, "http://www.clinic.example/patient/1"), "N0nce");
+    assert_eq!(both.main, policy_for(&p, &page(&p, "http://www.clinic.example/patient/1"), "N0nce"));
+    assert_eq!(
+        both.script_hosts,
+        "script-src 'self' 'unsafe-inline' clinic.example *.clinic.example; \
+         worker-src 'self' blob: clinic.example *.clinic.example; \
+         report-uri /_tw/csp-report?policy=script-hosts"
+    );
+}
+
+#[test]
+fn script_hosts_policy_on_https_with_direct_vendors_and_additions() {
+    let site =
+        SITE.replace("connect_src = [", "script_src = [\"https://cdn.clinic-partner.example\"]\nconnect_src = [");
+    let p = rules(&site, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let both = policies_for(&p, &page(&p, "https://www.clinic.example/map/x"), "N");
+    assert_eq!(
+        both.script_hosts,
+        "script-src 'self' 'unsafe-inline' clinic.example *.clinic.example maps.example.net tiles.example.net \
+         https://cdn.clinic-partner.example; \
+         worker-src 'self' blob: clinic.example *.clinic.example maps.example.net tiles.example.net; \
+         report-uri /_tw/csp-report?policy=script-hosts; report-to tagwarden-script-hosts"
+    );
+    // Every host-source of the main policy's script-src is in the script-hosts policy's.
+    let main_script = both.main.split("; ").find(|d| d.starts_with("script-src ")).unwrap();
+    let hosts_script = both.script_hosts.split("; ").find(|d| d.starts_with("script-src ")).unwrap();
+    for src in main_script.split(' ').skip(1).filter(|s| !s.starts_with('\'')) {
+        assert!(hosts_script.split(' ').any(|h| h == src), "{src} missing from {hosts_script}");
+    }
+    for policy in [&both.main, &both.script_hosts] {
+        assert!(!policy.contains("unsafe-eval") && !policy.contains("strict-dynamic"), "{policy}");
+    }
+    assert!(!both.script_hosts.contains("nonce-"), "{}", both.script_hosts);
+}
+
+#[test]
+fn report_routes_get_both_policies_report_only() {
+    let site = SITE
+        .replace("path = \"/**\"\nallow = [\"zendesk\"]", "path = \"/**\"\nallow = [\"zendesk\"]\nmode = \"report\"");
+    let p = rules(&site, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    let mut pg = page(&p, "http://www.clinic.example/about");
+    let nonce = prepare_page(&p, &mut pg, &[]).unwrap();
+    let both = policies_for(&p, &pg, &nonce);
+    assert!(both.script_hosts.starts_with("script-src 'self' 'unsafe-inline' clinic.example"), "{}", both.script_hosts);
+}
+
+fn violation(directive: &'static str, blocked: &str) -> Violation {
+    let (blocked, keyword) = super::blocked(blocked);
+    Violation { directive, blocked, keyword }
+}
+
+#[test]
+fn script_urls_count_from_the_script_hosts_policy_and_the_rest_from_the_main_one() {
+    use ReportSource::{Main, ScriptHosts};
+    // Refused by both policies (no nonce, unlisted host): counted once.
+    let injected = violation("script-src-elem", "https://www.googletagmanager.com/gtag/js");
+    assert!(!counts(&injected, Main) && counts(&injected, ScriptHosts));
+    assert!(counts(&violation("script-src", "http://t.example/x.js"), ScriptHosts));
+    // Inline code and eval: the main policy's report only (the script-hosts policy
+    // allows inline code, and its eval report repeats the main one's).
+    for keyword in ["inline", "eval"] {
+        let v = violation("script-src-elem", keyword);
+        assert!(counts(&v, Main) && !counts(&v, ScriptHosts), "{keyword}");
+    }
+    // data: scripts are refused by both; counted from the main policy.
+    let data = violation("script-src-elem", "data:text/javascript,1");
+    assert!(counts(&data, Main) && !counts(&data, ScriptHosts));
+    // Other directives only ever come from the main policy.
+    for d in ["img-src", "connect-src", "worker-src"] {
+        let v = violation(d, "https://t.example/x");
+        assert!(counts(&v, Main) && !counts(&v, ScriptHosts), "{d}");
+    }
+}
+
+#[test]
+fn the_report_source_is_read_from_the_query() {
+    assert_eq!(ReportSource::from_query(None), ReportSource::Main);
+    assert_eq!(ReportSource::from_query(Some("policy=script-hosts")), ReportSource::ScriptHosts);
+    assert_eq!(ReportSource::from_query(Some("a=1&policy=script-hosts")), ReportSource::ScriptHosts);
+    assert_eq!(ReportSource::from_query(Some("policy=script-hostsx")), ReportSource::Main);
 }

@@ -323,7 +323,13 @@ impl Warden {
             if violations.is_empty() {
                 outcome = "malformed";
             }
-            for v in violations {
+            let source = crate::csp::ReportSource::from_query(session.req_header().uri.query());
+            let counted: Vec<_> = violations.iter().filter(|v| crate::csp::counts(v, source)).collect();
+            if counted.is_empty() && !violations.is_empty() {
+                // Every violation in it is counted from the other policy's report.
+                outcome = "duplicate";
+            }
+            for v in counted {
                 let vendor = v.blocked.as_ref().and_then(|u| {
                     let host = crate::policy::host::normalize_host(u.host_str()?);
                     policy.vendor_for(&host, u.path()).map(|i| policy.vendor(i).id.clone())
@@ -338,7 +344,7 @@ impl Warden {
         let status = if method_ok { 204 } else { 405 };
         let mut h = ResponseHeader::build(status, Some(2))?;
         h.insert_header("cache-control", "no-store")?;
-        if outcome != "counted" {
+        if !matches!(outcome, "counted" | "duplicate") {
             session.set_keepalive(None);
         }
         session.write_response_header(Box::new(h), true).await?;
@@ -422,7 +428,7 @@ impl Warden {
             .collect();
         let csp_nonce = crate::csp::prepare_page(&policy, &mut page, &origin_csp);
         let csp_header = csp_nonce
-            .map(|n| (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
+            .map(|n| (crate::csp::policies_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
         let refuse = |kind: &'static str| {
             metrics.rewrite_errors.with_label_values(&[kind]).inc();
             metrics.html_documents.with_label_values(&[mode_label(mode), "refused"]).inc();
@@ -446,9 +452,10 @@ impl Warden {
             Err(e) => return Err(refuse(e.kind())),
         };
         links::filter_headers(&policy, &page_url, resp);
-        if let Some((value, endpoints)) = csp_header {
+        if let Some((policies, endpoints)) = csp_header {
             // Added beside any policy of the origin's: browsers enforce every policy sent.
-            resp.append_header(crate::csp::header_name(mode), value)?;
+            resp.append_header(crate::csp::header_name(mode), policies.main)?;
+            resp.append_header(crate::csp::header_name(mode), policies.script_hosts)?;
             if let Some(e) = endpoints {
                 resp.insert_header("reporting-endpoints", e)?;
             }

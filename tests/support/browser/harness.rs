@@ -87,6 +87,53 @@ pub const HINTS_JS: &str = r#"// First-party script (allowed): adds resource hin
 })();
 "#;
 
+/// The module-import page: kept scripts (inline classic and module, a timer
+/// callback, a first-party external script, a vetted vendor script served
+/// first-party, an import map) try to load code from unlisted hosts with
+/// `import()` / `import`. Each such fetch inherits the nonce of the script that
+/// made it; the script-hosts policy must refuse it all the same. First-party
+/// modules and first-party dynamic imports must still load: the first-party
+/// module sets `data-imports="ready"` once `/static/dyn.js` and the import-mapped
+/// `site-lib` both loaded.
+pub const IMPORTS_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Module imports</title>
+<script type="importmap">{"imports": {"tracker-lib": "https://map.tracker.example/lib.js", "site-lib": "/static/site-lib.js"}}</script>
+</head>
+<body>
+<h1>Module imports</h1>
+<script>import("https://classic.tracker.example/d.js").catch(function () {});</script>
+<script>setTimeout(function () { import("https://timer.tracker.example/t.js").catch(function () {}); }, 0);</script>
+<script type="module">import("https://module.tracker.example/m.js").catch(() => {});</script>
+<script type="module">import "https://static.tracker.example/s.js";</script>
+<script type="module">import("tracker-lib").catch(() => {});</script>
+<script src="/static/imports.js"></script>
+<script src="https://static.zdassets.com/ekr/vendor-import.js"></script>
+<script type="module" src="/static/first-party-module.js"></script>
+</body>
+</html>
+"#;
+
+/// [`IMPORTS_PAGE`] without the vendor script (for the report-only stack, which
+/// leaves the page unchanged, so the vendor loader would not be served first-party).
+pub fn imports_page_without_vendor() -> String {
+    IMPORTS_PAGE.lines().filter(|l| !l.contains("zdassets")).map(|l| format!("{l}\n")).collect()
+}
+
+/// `/static/imports.js`: a first-party classic script that imports a tracker.
+pub const IMPORTS_JS: &str = r#"// First-party script (allowed): dynamic import of a third-party module.
+import("https://ext.tracker.example/e.js").catch(function () {});
+"#;
+
+/// `/static/first-party-module.js`: first-party dynamic and import-mapped imports.
+pub const FIRST_PARTY_MODULE_JS: &str = r#"// First-party module: these imports must keep working under the CSP.
+Promise.all([import("/static/dyn.js"), import("site-lib")]).then(([a, b]) => {
+  document.documentElement.dataset.imports = a.ok === "dyn" && b.ok === "lib" ? "ready" : "wrong";
+}, (e) => { document.documentElement.dataset.imports = "failed: " + e; });
+"#;
+
 /// One request the origin answered.
 #[derive(Debug, Clone)]
 pub struct OriginHit {
@@ -234,6 +281,12 @@ async fn respond(docs: &Documents, req: Request) -> Response {
         "/static/inject.js" => Response::new(200, "text/javascript", INJECT_JS),
         "/runtime/hints" => Response::new(200, HTML, HINTS_PAGE),
         "/static/hints.js" => Response::new(200, "text/javascript", HINTS_JS),
+        "/runtime/imports" => Response::new(200, HTML, IMPORTS_PAGE),
+        "/runtime/imports-site" => Response::new(200, HTML, imports_page_without_vendor()),
+        "/static/imports.js" => Response::new(200, "text/javascript", IMPORTS_JS),
+        "/static/first-party-module.js" => Response::new(200, "text/javascript", FIRST_PARTY_MODULE_JS),
+        "/static/dyn.js" => Response::new(200, "text/javascript", "export const ok = \"dyn\";\n"),
+        "/static/site-lib.js" => Response::new(200, "text/javascript", "export const ok = \"lib\";\n"),
         p => match docs.0.get(p) {
             Some(html) => Response::new(200, HTML, html.as_str()),
             // Everything else is the demo clinic (which 404s what it does not know).

