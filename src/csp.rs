@@ -47,7 +47,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use crate::policy::{HostPattern, PageContext, Policy};
+use crate::policy::{HostPattern, PageContext, Policy, WebRtc};
 use crate::rules::schema::{Mode, Serve};
 
 /// The CSP sent with tagwarden's own error pages: nothing loads.
@@ -149,17 +149,7 @@ struct Sources {
 
 impl Sources {
     fn for_page(policy: &Policy, page: &PageContext) -> Sources {
-        let mut first_party = Vec::new();
-        if policy.first_party.is_empty() {
-            if let Some(reg) = crate::policy::host::registrable_domain(page.first_party.page_host()) {
-                first_party.push(reg.to_string());
-                first_party.push(format!("*.{reg}"));
-            }
-        } else {
-            for p in &policy.first_party {
-                push_pattern(&mut first_party, p);
-            }
-        }
+        let first_party = page.first_party_sources(policy);
         let mut direct = Vec::new();
         if let Some(r) = page.route {
             for idx in &policy.routes[r].allow {
@@ -239,6 +229,11 @@ fn main_policy(policy: &Policy, page: &PageContext, sources: &Sources, nonce: &s
     sources.directive(&mut out, "manifest-src", &["'self'"], &[]);
     sources.directive(&mut out, "form-action", &["'self'"], &[]);
     out.push_str("base-uri 'self'; object-src 'none'; ");
+    if page.webrtc(policy) == WebRtc::Block {
+        // CSP3's `webrtc` directive: enforced where implemented (not Chromium yet,
+        // where the run-time shim refuses peer connections instead).
+        out.push_str("webrtc 'block'; ");
+    }
     let _ = write!(out, "report-uri {}/csp-report", policy.prefix);
     if page.page_url.scheme() == "https" {
         let _ = write!(out, "; report-to {REPORT_GROUP}");
@@ -322,6 +317,9 @@ const DIRECTIVES: &[&str] = &[
     "base-uri",
     "object-src",
     "frame-ancestors",
+    "webrtc",
+    // Reported by tagwarden's run-time shim, not by the browser's CSP.
+    "resource-hint",
 ];
 
 /// One violation, reduced to what is safe to count and log.

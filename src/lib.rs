@@ -5,6 +5,7 @@
 //! - [`rules`]: rule files (TOML) → located errors → [`policy::Policy`]
 //! - [`policy`]: the compiled policy and `decide()` for every construct
 //! - [`rewrite`]: the streaming lol_html rewriter (`HtmlStream`), CSS and URL reading
+//! - [`shim`]: the run-time script for what no CSP directive governs (hints, WebRTC)
 //! - [`proxy`]: the pingora `ProxyHttp` implementation and its accept loop
 //! - [`serve`]: wiring for `tagwarden serve` (admin listener, demo origin, reload)
 //! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`demo`], [`http1`]
@@ -23,4 +24,5 @@ pub mod reload;
 pub mod rewrite;
 pub mod rules;
 pub mod serve;
+pub mod shim;
 pub mod telemetry;

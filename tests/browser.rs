@@ -63,6 +63,7 @@ use tokio::time::Instant;
 
 use browser::chrome::{Browser, PageLoad, Waits};
 use browser::harness::{self, Documents, OriginHit};
+use browser::runtime;
 use browser::sinks::{Hit, HitLog, Sinks};
 
 /// Host the vectors, the demo and the runtime page are served under.
@@ -111,6 +112,20 @@ const IMPORT_VIOLATIONS_SITE: &[(&str, &str, &str)] = IMPORT_VIOLATIONS.split_at
 /// to `ready` once a first-party dynamic import and an import-mapped first-party
 /// module both loaded.
 const IMPORTS_READY: &str = "document.documentElement.dataset.imports";
+
+/// Evaluated in `/runtime/hints`: the first-party and the allowed-vendor hint's `href` after insertion.
+const HINTS_RESULT: &str = "document.documentElement.dataset.hints";
+/// Evaluated in the WebRTC pages: what `new RTCPeerConnection(…)` gave.
+const WEBRTC_RESULT: &str = "document.documentElement.dataset.webrtc";
+
+/// The reports tagwarden's run-time shim must send for `hosts`: one each,
+/// attributed to `unknown` (none of them is in a vendor rule).
+fn shim_reports(
+    directive: &'static str,
+    hosts: &[&'static str],
+) -> &'static [(&'static str, &'static str, &'static str)] {
+    Box::leak(hosts.iter().map(|h| (directive, "unknown", *h)).collect::<Vec<_>>().into_boxed_slice())
+}
 
 /// Evaluated in the demo pages (JavaScript on): the first-party
 /// `/static/app.js` sets it to `ready`.
@@ -208,12 +223,6 @@ const KNOWN_GAPS: &[KnownGap] = &[
         "runtime/imports@js-on",
         "vendor.tracker.example",
         "import() in a vetted vendor script served first-party: the fetch inherits the nonce; the script-hosts policy refuses it (CSP script-src-elem)",
-    ),
-    open_gap(
-        "runtime/hints@js-on",
-        "preconnect.tracker.example",
-        "<link rel=preconnect> added by the allowed first-party /static/hints.js: Chromium opens the connection \
-         (DNS, TCP, TLS SNI name the host) and no CSP directive governs preconnect — still OPEN with the CSP",
     ),
     gap(
         "corpus/aktualne.html@js-on",
@@ -367,6 +376,8 @@ struct Outcome {
     /// a connection that names its host late is still seen with its host).
     sink_range: (usize, usize),
     vendor_range: (usize, usize),
+    /// UDP datagrams on the STUN sinks during the page (by local port).
+    udp: Vec<u16>,
     origin: Vec<OriginHit>,
     secs: f64,
     /// The front port of the stack that served it.
@@ -445,6 +456,8 @@ fn scenarios() -> Vec<Scenario> {
     base.push(("runtime/inject".into(), "runtime", CLINIC.into(), "/runtime/".into(), None));
     base.push(("runtime/hints".into(), "runtime", CLINIC.into(), "/runtime/hints".into(), None));
     base.push(("runtime/imports".into(), "runtime", CLINIC.into(), "/runtime/imports".into(), None));
+    base.push(("runtime/webrtc".into(), "runtime", CLINIC.into(), "/runtime/webrtc".into(), None));
+    base.push(("runtime/webrtc-vendor".into(), "runtime", CLINIC.into(), "/runtime/webrtc-vendor".into(), None));
     let mut out = Vec::new();
     for (id, group, host, path, keep) in base {
         for javascript in [true, false] {
@@ -459,11 +472,16 @@ fn scenarios() -> Vec<Scenario> {
                 reports: match (javascript, id.as_str()) {
                     (true, "runtime/inject") => INJECT_VIOLATIONS,
                     (true, "runtime/imports") => IMPORT_VIOLATIONS,
+                    (true, "runtime/hints") => shim_reports("resource-hint", runtime::HINT_HOSTS),
+                    (true, "runtime/webrtc") => shim_reports("webrtc", runtime::WEBRTC_HOSTS),
+                    (true, "runtime/webrtc-vendor") => shim_reports("webrtc", &["stun.tracker.example"]),
                     _ => &[],
                 },
                 evaluate: match (javascript, group, id.as_str()) {
                     (true, "demo", _) => vec![DEMO_APP_READY],
                     (true, _, "runtime/imports") => vec![IMPORTS_READY],
+                    (true, _, "runtime/hints") => vec![HINTS_RESULT],
+                    (true, _, "runtime/webrtc" | "runtime/webrtc-vendor") => vec![WEBRTC_RESULT],
                     _ => Vec::new(),
                 },
             });
@@ -493,6 +511,17 @@ fn scenarios() -> Vec<Scenario> {
         evaluate: vec![IMPORTS_READY],
     });
     out
+}
+
+/// A copy of `rules` with `route` (a `[[route]]` table) put before its first route.
+fn rules_with_route(rules: &std::path::Path, route: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("tagwarden-browser-rules-").tempdir().expect("tempdir");
+    copy_dir(rules, dir.path());
+    let site = dir.path().join("site.toml");
+    let text = std::fs::read_to_string(&site).expect("site.toml");
+    let at = text.find("[[route]]").expect("site.toml has a [[route]]");
+    std::fs::write(&site, format!("{}{route}{}", &text[..at], &text[at..])).expect("write site.toml");
+    dir
 }
 
 /// A copy of `rules` in a temporary directory with every `[[route]]` in `mode = "report"`.
@@ -745,7 +774,65 @@ fn judge(o: &Outcome, sinks: &[Hit], vendor: &[Hit], policy: &tagwarden::policy:
         }
     }
     judge_csp(o, load, policy, &own, &mut v);
+    judge_runtime(o, load, &mut v);
     v
+}
+
+/// The run-time shim's pages: what must keep working did, and no STUN/TURN
+/// datagram reached a sink that must stay silent.
+fn judge_runtime(o: &Outcome, load: &PageLoad, v: &mut Verdict) {
+    let s = &o.scenario;
+    let vendor_page = s.javascript && s.path == "/runtime/webrtc-vendor";
+    let allowed_udp = o.udp.iter().filter(|p| **p == browser::sinks::VENDOR_STUN_PORT && vendor_page).count();
+    if o.udp.len() > allowed_udp {
+        v.problems.push(format!(
+            "LEAK (udp sink): {} STUN/TURN datagram(s) on ports {:?} — an ICE server the rules do not allow was contacted",
+            o.udp.len() - allowed_udp,
+            o.udp
+        ));
+    }
+    if !s.javascript {
+        return;
+    }
+    let site = format!("http://{}:{}", s.host, o.front_port);
+    let evaluated = |expr: &str| match load.evaluated(expr) {
+        Some(Ok(serde_json::Value::String(x))) => x.clone(),
+        other => format!("{other:?}"),
+    };
+    match s.path.as_str() {
+        "/runtime/hints" => {
+            let got = evaluated(HINTS_RESULT);
+            let vendor_url = format!("{site}/_tw/zendesk/static.zdassets.com/ekr/snippet.js");
+            let want = serde_json::json!({ "own": format!("{site}/"), "vendor": vendor_url }).to_string();
+            if got != want {
+                v.problems.push(format!("hints the page may keep were changed: {got}, expected {want}"));
+            }
+            let fetched = load.requests.iter().any(|r| r.url == vendor_url && r.blocked.is_none());
+            if !fetched {
+                v.problems.push(format!("the allowed vendor's prefetch did not go first-party to {vendor_url}"));
+            }
+        }
+        "/runtime/webrtc" => {
+            let got = evaluated(WEBRTC_RESULT);
+            let want = r#"{"main":"NotAllowedError","frame":"NotAllowedError"}"#;
+            if got != want {
+                v.problems.push(format!("RTCPeerConnection on a `webrtc = block` route: {got}, expected {want}"));
+            }
+        }
+        "/runtime/webrtc-vendor" => {
+            let got = evaluated(WEBRTC_RESULT);
+            if got != r#"created:[["stun:rtc.zendesk.com:3479"]]"# {
+                v.problems.push(format!(
+                    "RTCPeerConnection on an `allowed_vendors` route should keep only the vendor's server: {got}"
+                ));
+            }
+            if allowed_udp == 0 {
+                v.problems
+                    .push("the allowed vendor's STUN server (rtc.zendesk.com, UDP sink :3479) received nothing".into());
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The CSP's side of one page: the header sent, the reports the page POSTed
@@ -1050,7 +1137,10 @@ async fn run() {
     docs.add_dir("/vectors/", &repo().join("tests/evasion/vectors"));
     docs.add_dir("/corpus/", &corpus::dir());
     // The shipped rules; TAGWARDEN_BROWSER_RULES=<dir> tries others (e.g. to see the suite catch a report-mode site).
-    let rules = std::env::var_os("TAGWARDEN_BROWSER_RULES").map_or_else(|| repo().join("rules"), PathBuf::from);
+    let shipped = std::env::var_os("TAGWARDEN_BROWSER_RULES").map_or_else(|| repo().join("rules"), PathBuf::from);
+    // …plus one route, for the page that allows WebRTC to its vendors.
+    let rules_copy = rules_with_route(&shipped, browser::runtime::WEBRTC_VENDOR_ROUTE);
+    let rules = rules_copy.path().to_path_buf();
     // The report-only stack (same documents, same rules but every route in report mode) only when needed.
     let report_rules = chosen.iter().any(|s| s.stack == StackKind::ReportOnly).then(|| report_only_rules(&rules));
     let report_docs = report_rules.as_ref().map(|_| {
@@ -1105,7 +1195,7 @@ async fn run() {
         let metrics = &st.running.shared.metrics;
         let url = format!("http://{}:{front_port}{}", s.host, s.path);
         let (csp0, reports0) = csp_metrics(metrics);
-        let (w0, v0, o0) = (sinks.web.len(), sinks.vendor.len(), st.origin_log.len());
+        let (w0, v0, o0, u0) = (sinks.web.len(), sinks.vendor.len(), st.origin_log.len(), sinks.udp.len());
         let t = Instant::now();
         let web = sinks.web.clone();
         let activity = move || web.last_activity();
@@ -1147,6 +1237,7 @@ async fn run() {
             load,
             sink_range: (w0, w1),
             vendor_range: (v0, v1),
+            udp: sinks.udp.slice(u0, sinks.udp.len()),
             origin: st.origin_log.slice(o0, o1),
             secs,
             front_port,

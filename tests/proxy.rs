@@ -950,8 +950,18 @@ async fn html_carries_a_strict_csp_whose_nonce_is_on_every_kept_script() {
     let nonce = policy_nonce(&csp).expect("a nonce in script-src");
     let html = r.text();
     let scripts = html.matches("<script").count();
-    assert_eq!(scripts, 3, "inline, zendesk, app.js kept: {html}");
-    assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), 3, "{html}");
+    assert_eq!(scripts, 4, "the run-time shim, inline, zendesk, app.js: {html}");
+    assert_eq!(html.matches(&format!("nonce=\"{nonce}\"")).count(), 4, "{html}");
+    // The run-time shim is the first script, nonced.
+    let first = &html[html.find("<script").unwrap()..];
+    assert!(
+        first.starts_with(&format!(
+            "<script src=\"/_tw/shim.js?v={}\" nonce=\"{nonce}\" data-tw-shim",
+            tagwarden::shim::version()
+        )),
+        "{html}"
+    );
+    assert_eq!(r.header("x-dns-prefetch-control"), Some("off"));
     assert!(!html.contains("onload=") && !html.contains("javascript:"), "inline handlers removed: {html}");
     // The script-hosts policy: the same page, scripts by host only (module fetches
     // inherit a nonce, so a nonce must not be enough on its own).
@@ -969,6 +979,22 @@ async fn html_carries_a_strict_csp_whose_nonce_is_on_every_kept_script() {
     // A second response gets a different nonce.
     let again = get(env.proxy, "/patient/intake", &[]).await;
     assert_ne!(policy_nonce(again.header("content-security-policy").unwrap()), Some(nonce));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_time_shim_is_served_first_party_and_immutable_under_its_version() {
+    let env = start(html_origin(None, page()).await, |_| {}).await;
+    let versioned = format!("/_tw/shim.js?v={}", tagwarden::shim::version());
+    let r = get(env.proxy, &versioned, &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=31536000, immutable"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.text(), tagwarden::shim::SHIM_JS);
+    // Another version (an old page after a deploy) still gets the script, never cached long.
+    let stale = get(env.proxy, "/_tw/shim.js?v=000000000000", &[]).await;
+    assert_eq!((stale.status, stale.header("cache-control")), (200, Some("no-cache")));
+    assert_eq!(env.origin.count(), 0, "served by tagwarden, not the origin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,7 @@ fn first_party_vendors_need_no_host_entries() {
          worker-src 'self' blob: clinic.example *.clinic.example; \
          manifest-src 'self' clinic.example *.clinic.example; \
          form-action 'self' clinic.example *.clinic.example; \
-         base-uri 'self'; object-src 'none'; report-uri /_tw/csp-report"
+         base-uri 'self'; object-src 'none'; webrtc 'block'; report-uri /_tw/csp-report"
     );
 }
 
@@ -254,4 +254,12 @@ fn the_report_source_is_read_from_the_query() {
     assert_eq!(ReportSource::from_query(Some("policy=script-hosts")), ReportSource::ScriptHosts);
     assert_eq!(ReportSource::from_query(Some("a=1&policy=script-hosts")), ReportSource::ScriptHosts);
     assert_eq!(ReportSource::from_query(Some("policy=script-hostsx")), ReportSource::Main);
+}
+
+#[test]
+fn webrtc_block_is_sent_unless_the_route_allows_its_vendors() {
+    let site = SITE.replace("unsafe_hashes = [", "webrtc = \"allowed_vendors\"\nunsafe_hashes = [");
+    let p = rules(&site, &[("zendesk", ZENDESK), ("maps", MAPS)]);
+    assert!(!policy_for(&p, &page(&p, "https://www.clinic.example/map/x"), "N").contains("webrtc"));
+    assert!(policy_for(&p, &page(&p, "https://www.clinic.example/other"), "N").contains("; webrtc 'block'; "));
 }

@@ -69,6 +69,30 @@ pub struct RouteCsp {
     pub media_src: Vec<String>,
     /// `sha256-…` hashes; non-empty = inline event handlers kept on this route.
     pub unsafe_hashes: Vec<String>,
+    /// WebRTC on this route; `None`: the site's setting.
+    pub webrtc: Option<WebRtc>,
+}
+
+/// What a page may do with WebRTC peer connections, whose ICE servers (STUN/TURN)
+/// are connections no CSP directive governs in today's browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebRtc {
+    /// No peer connections (the run-time shim refuses to construct one; the CSP
+    /// says `webrtc 'block'` for browsers that implement it).
+    #[default]
+    Block,
+    /// ICE servers only on first-party hosts and hosts of vendors the page may load.
+    AllowedVendors,
+}
+
+impl WebRtc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebRtc::Block => "block",
+            WebRtc::AllowedVendors => "allowed_vendors",
+        }
+    }
 }
 
 /// The compiled rules.
@@ -84,6 +108,10 @@ pub struct Policy {
     pub consent_default: ConsentSet,
     /// Send a Content-Security-Policy with HTML responses.
     pub csp_enabled: bool,
+    /// The site's WebRTC setting (routes may override it).
+    pub webrtc: WebRtc,
+    /// Send `X-DNS-Prefetch-Control: off` with rewritten HTML.
+    pub dns_prefetch_off: bool,
     pub routes: Vec<Route>,
     pub vendors: Vec<Vendor>,
     exact_hosts: HashMap<String, VendorIdx>,
@@ -108,6 +136,46 @@ pub struct PageContext {
     pub csp_nonce: Option<String>,
     /// Remove inline event handlers and `javascript:` URLs (a strict CSP blocks them).
     pub strip_inline_handlers: bool,
+    /// The run-time shim's `<script>` element, inserted first in `<head>` (and first
+    /// in srcdoc documents) by the rewriter; `None`: no shim on this page.
+    pub shim_tag: Option<String>,
+}
+
+impl PageContext {
+    /// The WebRTC setting in force: the route's, else the site's.
+    pub fn webrtc(&self, policy: &Policy) -> WebRtc {
+        self.route.and_then(|r| policy.routes[r].csp.webrtc).unwrap_or(policy.webrtc)
+    }
+
+    /// The site's own hosts as host patterns (`clinic.example`, `*.clinic.example`):
+    /// the ones the rules name, or the page host's registrable domain and its subdomains.
+    pub fn first_party_sources(&self, policy: &Policy) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if policy.first_party.is_empty() {
+            if let Some(reg) = host::registrable_domain(self.first_party.page_host()) {
+                out.push(reg.to_string());
+                out.push(format!("*.{reg}"));
+            }
+        } else {
+            for p in &policy.first_party {
+                let s = p.to_string();
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// Vendors this page may load: allowed on its route and consented to.
+    pub fn allowed_vendors<'p>(&self, policy: &'p Policy) -> impl Iterator<Item = &'p Vendor> + use<'p> {
+        let allow: &'p [VendorIdx] = match self.route {
+            Some(r) => &policy.routes[r].allow,
+            None => &[],
+        };
+        let consent = self.consent.clone();
+        allow.iter().map(|i| policy.vendor(*i)).filter(move |v| consent.grants(v.category))
+    }
 }
 
 /// The construct through which a page loads something. Closed set: a metric label.
@@ -446,6 +514,8 @@ impl Policy {
             consent_cookie: cookie.clone(),
             consent_default: ConsentSet::from_categories(consent),
             csp_enabled: src.site.csp.enabled,
+            webrtc: src.site.csp.webrtc,
+            dns_prefetch_off: src.site.csp.dns_prefetch_off,
             routes,
             vendors,
             exact_hosts,
@@ -501,6 +571,7 @@ fn compile_route_csp(
         frame_src: sources("frame_src", &section.frame_src, errors),
         media_src: sources("media_src", &section.media_src, errors),
         unsafe_hashes: hashes,
+        webrtc: section.webrtc,
     }
 }
 
@@ -686,6 +757,7 @@ impl Policy {
             consent,
             csp_nonce: None,
             strip_inline_handlers: false,
+            shim_tag: None,
         }
     }
 

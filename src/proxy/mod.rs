@@ -281,6 +281,31 @@ pub fn charset_of(content_type: &str) -> Option<String> {
 }
 
 impl Warden {
+    /// `<prefix>/shim.js`: the run-time shim, immutable under its versioned URL.
+    async fn serve_shim(&self, session: &mut Session) -> pingora::Result<()> {
+        let method = &session.req_header().method;
+        if method != http::Method::GET && method != http::Method::HEAD {
+            let mut h = ResponseHeader::build(405, Some(2))?;
+            h.insert_header("allow", "GET, HEAD")?;
+            h.insert_header("content-length", "0")?;
+            session.write_response_header(Box::new(h), true).await?;
+            return Ok(());
+        }
+        let versioned = session.req_header().uri.query().is_some_and(|q| q == format!("v={}", crate::shim::version()));
+        let body = bytes::Bytes::from_static(crate::shim::SHIM_JS.as_bytes());
+        let mut h = ResponseHeader::build(200, Some(5))?;
+        h.insert_header("content-type", "text/javascript; charset=utf-8")?;
+        h.insert_header("content-length", body.len().to_string())?;
+        h.insert_header("x-content-type-options", "nosniff")?;
+        h.insert_header("cache-control", if versioned { "public, max-age=31536000, immutable" } else { "no-cache" })?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(h), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
+    }
+
     /// `<prefix>/csp-report`: counts violations by directive and vendor (a rule id or
     /// `unknown`, never the reported host: report contents are attacker-controlled),
     /// logs them with query strings removed, and always answers 204.
@@ -427,6 +452,9 @@ impl Warden {
             .map(str::to_string)
             .collect();
         let csp_nonce = crate::csp::prepare_page(&policy, &mut page, &origin_csp);
+        if mode == Mode::Enforce {
+            page.shim_tag = Some(crate::shim::tag(&policy, &page, csp_nonce.as_deref()));
+        }
         let csp_header = csp_nonce
             .map(|n| (crate::csp::policies_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
         let refuse = |kind: &'static str| {
@@ -459,6 +487,10 @@ impl Warden {
             if let Some(e) = endpoints {
                 resp.insert_header("reporting-endpoints", e)?;
             }
+        }
+        if mode == Mode::Enforce && policy.dns_prefetch_off {
+            // The browser's own prefetching of off-site link hosts: no request, but a DNS query.
+            resp.insert_header("x-dns-prefetch-control", "off")?;
         }
         let encoder = match mode {
             // Report mode passes the origin's bytes: keep its coding and length.
@@ -594,6 +626,10 @@ impl ProxyHttp for Warden {
         if path == format!("{}/csp-report", policy.prefix) {
             ctx.route_label = path.clone();
             return self.csp_report(session, &policy).await.map(|()| true);
+        }
+        if path == crate::shim::path(&policy.prefix) {
+            ctx.route_label = path.clone();
+            return self.serve_shim(session).await.map(|()| true);
         }
         ctx.accept_encoding = header_str(session.req_header(), "accept-encoding").map(str::to_string);
         ctx.page_url = self.page_url(session, ctx.client_ip);

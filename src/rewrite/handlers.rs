@@ -69,6 +69,8 @@ pub(super) struct State {
     sentinel_seen: bool,
     /// The document's encoding (queries are encoded in it).
     pub(super) encoding: super::DocumentEncoding,
+    /// The run-time shim is in the output (or the page has none).
+    shim_done: bool,
 }
 
 impl State {
@@ -90,6 +92,21 @@ impl State {
             sentinel: None,
             sentinel_seen: false,
             encoding: super::DocumentEncoding::default(),
+            shim_done: false,
+        }
+    }
+
+    /// Puts the run-time shim before the first element that is not `html`, `head`
+    /// or `meta` — so before any script, and after a `<meta charset>` that must stay
+    /// within the first 1024 bytes. Main document only (srcdoc documents get it in
+    /// [`State::srcdoc`]; noscript content never runs it).
+    fn insert_shim(&mut self, el: &mut Element<'_, '_>, tag: &str) {
+        if self.shim_done || self.depth > 0 || !self.enforce || matches!(tag, "html" | "head" | "meta") {
+            return;
+        }
+        self.shim_done = true;
+        if let Some(shim) = &self.page.shim_tag {
+            el.before(shim, ContentType::Html);
         }
     }
 
@@ -225,6 +242,7 @@ impl State {
             self.abandoned.push(cap.id);
             self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::Unparseable, String::new())));
         }
+        self.insert_shim(el, &tag);
         let ns = el.namespace_uri();
         let html = ns == HTML_NS;
         // Every foreign element is checked by SVG's rules: lol_html can place an element
@@ -559,7 +577,11 @@ impl State {
         };
         let doc = decode_attr(&raw).into_owned();
         match self.rewrite_fragment(&doc) {
-            Some(clean) => {
+            Some(mut clean) => {
+                // A srcdoc document is a realm of its own: the shim goes first in it too.
+                if let Some(shim) = self.page.shim_tag.as_deref().filter(|_| self.enforce) {
+                    clean.insert_str(0, shim);
+                }
                 if self.enforce && clean != doc {
                     set_attr(el, "srcdoc", &clean);
                 }

@@ -74,3 +74,51 @@ fn report_mode_returns_input_bytes_and_still_records() {
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].vendor.as_deref(), Some("meta_pixel"));
 }
+
+fn rewrite_with_shim(doc: &str) -> String {
+    let p = policy();
+    let mut pg = page(&p);
+    pg.shim_tag = Some("<script src=\"/_tw/shim.js\" data-tw-shim></script>".into());
+    let mut s = HtmlStream::new(p.clone(), pg, RewriteOptions::default(), None).unwrap();
+    let mut out = s.write(doc.as_bytes()).unwrap();
+    out.extend(s.end().unwrap());
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_shim_goes_first_after_the_charset_and_before_any_script() {
+    let out = rewrite_with_shim(
+        "<!doctype html><html><head><meta charset=utf-8><script>var a;</script></head><body></body></html>",
+    );
+    assert_eq!(
+        out,
+        "<!doctype html><html><head><meta charset=utf-8><script src=\"/_tw/shim.js\" data-tw-shim></script>\
+         <script>var a;</script></head><body></body></html>"
+    );
+}
+
+#[test]
+fn the_shim_survives_a_removed_first_element_and_a_missing_head() {
+    let out = rewrite_with_shim("<script src=https://connect.facebook.net/en_US/fbevents.js></script><p>x</p>");
+    assert_eq!(out, "<script src=\"/_tw/shim.js\" data-tw-shim></script><p>x</p>");
+}
+
+#[test]
+fn the_shim_is_inserted_once_and_first_in_srcdoc_documents() {
+    let out = rewrite_with_shim("<title>t</title><iframe srcdoc=\"<p>hi</p>\"></iframe><p>z</p>");
+    assert_eq!(out.matches("/_tw/shim.js").count(), 2, "{out}");
+    assert_eq!(
+        out,
+        "<script src=\"/_tw/shim.js\" data-tw-shim></script><title>t</title>\
+         <iframe srcdoc=\"<script src=&quot;/_tw/shim.js&quot; data-tw-shim></script><p>hi</p>\"></iframe><p>z</p>"
+    );
+}
+
+#[test]
+fn noscript_content_gets_no_shim() {
+    let out = rewrite_with_shim("<head><noscript><link rel=stylesheet href=/a.css></noscript></head>");
+    assert_eq!(
+        out,
+        "<head><script src=\"/_tw/shim.js\" data-tw-shim></script><noscript><link rel=stylesheet href=/a.css></noscript></head>"
+    );
+}

@@ -62,11 +62,22 @@ pub struct CspSection {
     /// response (report-only on `report` routes). Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// WebRTC peer connections (ICE servers reach hosts no CSP directive
+    /// governs): `block` (default) refuses `RTCPeerConnection` in the run-time
+    /// shim and sends `webrtc 'block'`; `allowed_vendors` keeps only ICE servers on
+    /// first-party hosts or hosts of vendors the route allows and the visitor
+    /// consented to. A route may override it in `[route.csp]`.
+    #[serde(default)]
+    pub webrtc: crate::policy::WebRtc,
+    /// `X-DNS-Prefetch-Control: off` on rewritten HTML responses, so the browser
+    /// does not resolve the host names of off-site links on its own. Default true.
+    #[serde(default = "yes")]
+    pub dns_prefetch_off: bool,
 }
 
 impl Default for CspSection {
     fn default() -> Self {
-        CspSection { enabled: true }
+        CspSection { enabled: true, webrtc: crate::policy::WebRtc::default(), dns_prefetch_off: true }
     }
 }
 
@@ -142,6 +153,9 @@ pub struct RouteCspSection {
     /// handlers on this route and allows exactly those through `'unsafe-hashes'`.
     #[serde(default)]
     pub unsafe_hashes: Vec<Spanned<String>>,
+    /// This route's WebRTC setting (`block` | `allowed_vendors`); default: the site's `[csp] webrtc`.
+    #[serde(default)]
+    pub webrtc: Option<crate::policy::WebRtc>,
 }
 
 /// `rules/vendors/<id>.toml`.

@@ -54,39 +54,6 @@ pub const INJECT_JS: &str = r#"// First-party script (allowed): inserts trackers
 })();
 "#;
 
-/// A second runtime page: resource hints and a navigation-free prefetch added
-/// by an allowed first-party script — the requests a Content-Security-Policy
-/// may not govern.
-pub const HINTS_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Runtime resource hints</title>
-</head>
-<body>
-<h1>Runtime resource hints</h1>
-<script src="/static/hints.js"></script>
-</body>
-</html>
-"#;
-
-/// `/static/hints.js`: resource hints to tracker hosts, added at run time.
-pub const HINTS_JS: &str = r#"// First-party script (allowed): adds resource hints at run time.
-(function () {
-  function hint(rel, href, as) {
-    var l = document.createElement("link");
-    l.rel = rel;
-    if (as) l.setAttribute("as", as);
-    l.href = href;
-    document.head.appendChild(l);
-  }
-  hint("preconnect", "https://preconnect.tracker.example/");
-  hint("dns-prefetch", "https://dns-prefetch.tracker.example/");
-  hint("prefetch", "https://prefetch.tracker.example/next.html");
-  hint("preload", "https://preload.tracker.example/x.js", "script");
-})();
-"#;
-
 /// The module-import page: kept scripts (inline classic and module, a timer
 /// callback, a first-party external script, a vetted vendor script served
 /// first-party, an import map) try to load code from unlisted hosts with
@@ -276,11 +243,12 @@ async fn run_front(listener: TcpListener, backend: SocketAddr, tls: tokio_rustls
 
 async fn respond(docs: &Documents, req: Request) -> Response {
     const HTML: &str = "text/html; charset=utf-8";
+    if let Some((content_type, body)) = super::runtime::respond(req.path()) {
+        return Response::new(200, content_type, body);
+    }
     match req.path() {
         "/runtime/" => Response::new(200, HTML, RUNTIME_PAGE),
         "/static/inject.js" => Response::new(200, "text/javascript", INJECT_JS),
-        "/runtime/hints" => Response::new(200, HTML, HINTS_PAGE),
-        "/static/hints.js" => Response::new(200, "text/javascript", HINTS_JS),
         "/runtime/imports" => Response::new(200, HTML, IMPORTS_PAGE),
         "/runtime/imports-site" => Response::new(200, HTML, imports_page_without_vendor()),
         "/static/imports.js" => Response::new(200, "text/javascript", IMPORTS_JS),

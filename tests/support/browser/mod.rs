@@ -5,5 +5,6 @@
 pub mod cdp;
 pub mod chrome;
 pub mod harness;
+pub mod runtime;
 pub mod sinks;
 pub mod ws;

@@ -97,6 +97,42 @@ pub struct Sinks {
     /// The vendor sink (tagwarden's first-party upstream).
     pub vendor: HitLog,
     pub vendor_port: u16,
+    /// UDP datagrams on the STUN/TURN ports (WebRTC ICE), by local port.
+    pub udp: UdpLog,
+}
+
+/// STUN/TURN over UDP for ICE servers that must never be contacted.
+pub const STUN_PORT: u16 = 3478;
+/// STUN for the ICE server of an allowed vendor (must be contacted on its page).
+pub const VENDOR_STUN_PORT: u16 = 3479;
+
+/// Every UDP datagram the STUN sinks received: the local port, in arrival order.
+#[derive(Debug, Clone, Default)]
+pub struct UdpLog(Arc<Mutex<Vec<u16>>>);
+
+impl UdpLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u16>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+    pub fn slice(&self, from: usize, to: usize) -> Vec<u16> {
+        self.lock()[from..to].to_vec()
+    }
+}
+
+async fn udp_sink(port: u16, log: UdpLog) -> Result<(), String> {
+    let sock = tokio::net::UdpSocket::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot bind the UDP 127.0.0.1:{port} STUN sink ({e})"))?;
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while sock.recv_from(&mut buf).await.is_ok() {
+            log.lock().push(port);
+        }
+    });
+    Ok(())
 }
 
 impl Sinks {
@@ -119,7 +155,10 @@ impl Sinks {
         tokio::spawn(accept(http, web.clone(), Kind::Http));
         tokio::spawn(accept(https, web.clone(), Kind::Tls));
         tokio::spawn(accept(vendor_l, vendor.clone(), Kind::Vendor));
-        Ok(Sinks { web, vendor, vendor_port })
+        let udp = UdpLog::default();
+        udp_sink(STUN_PORT, udp.clone()).await?;
+        udp_sink(VENDOR_STUN_PORT, udp.clone()).await?;
+        Ok(Sinks { web, vendor, vendor_port, udp })
     }
 }
 
