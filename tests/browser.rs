@@ -158,6 +158,9 @@ const fn gap(scenario: &'static str, host: &'static str, reason: &'static str) -
     KnownGap { scenario, host, reason, status: GapStatus::ClosedByCsp }
 }
 
+// No gap is open today (the run-time shim closed the last one, resource hints); a
+// new run-time path nothing governs yet is listed with this until it is closed.
+#[allow(dead_code)]
 const fn open_gap(scenario: &'static str, host: &'static str, reason: &'static str) -> KnownGap {
     KnownGap { scenario, host, reason, status: GapStatus::Open }
 }
