@@ -30,9 +30,22 @@
 //!   off-site.
 //! * Every candidate of a `srcset`/`imagesrcset` is reported (the browser picks
 //!   one; which one depends on the device).
-//! * `<link>` counts for any `rel` unless every token is purely navigational
-//!   (canonical, alternate, author, next, prev, ...). `alternate stylesheet`
-//!   counts. `preconnect`/`dns-prefetch` count (they leak the host).
+//! * `<link>` counts for any `rel` with a keyword that loads. Which keywords
+//!   load is read from the HTML Standard's link-type index, kept as a data
+//!   extract in `tests/spec/html-link-types.tsv`: "External Resource" types
+//!   load (`pingback` included, `preconnect`/`dns-prefetch` leak the host);
+//!   hyperlinks, annotations and internal resources (`expect`) do not. A
+//!   keyword the index does not list loads (`compression-dictionary`,
+//!   `prerender`, `apple-touch-icon`, ...) unless it is a known extension that
+//!   is never fetched (`shortlink`, `me`, ...). `alternate stylesheet` counts.
+//! * `attributionsrc` (Attribution Reporting) on `img`, `script`, `a`, `area`:
+//!   every URL it lists counts; on `a`/`area` its presence, even empty, makes
+//!   the followed link's navigation a registration, so the `href` counts too
+//!   (as `ping` counts though it also waits for a click).
+//! * Any attribute that the HTML Standard's attribute index
+//!   (`tests/spec/html-attribute-index.tsv`) gives a URL value and that no rule
+//!   here covers counts as a load, except hyperlinks (`a`/`area href`),
+//!   citations (`cite`) and microdata identifiers, which are never fetched.
 //! * `<script src>` counts whatever its `type`; `<input src>` only for
 //!   `type=image`; `formaction` on any `<input>`/`<button>`; `form action`
 //!   only when non-empty.
@@ -329,25 +342,13 @@ fn rel_tokens(el: &Element) -> Vec<String> {
     attr(el, "rel").unwrap_or_default().split_ascii_whitespace().map(|t| t.to_ascii_lowercase()).collect()
 }
 
-/// `rel` tokens that never make the browser fetch the `href`.
-const NAVIGATIONAL_RELS: &[&str] = &[
-    "canonical",
+/// `rel` keywords outside the HTML Standard's link-type index that never make
+/// the browser fetch the `href` (registered extensions for crawlers and tools).
+/// Any other keyword the index does not list counts as a load.
+const EXTENSION_RELS_NOT_LOADED: &[&str] = &[
     // XFN metadata profile URL: never fetched.
     "profile",
-    "alternate",
-    "author",
-    "next",
-    "prev",
     "previous",
-    "help",
-    "license",
-    "search",
-    "bookmark",
-    "nofollow",
-    "noopener",
-    "noreferrer",
-    "opener",
-    "tag",
     "me",
     "shortlink",
     "home",
@@ -358,15 +359,47 @@ const NAVIGATIONAL_RELS: &[&str] = &[
     "start",
     "contents",
     "archives",
-    "pingback",
     "webmention",
-    "external",
-    "privacy-policy",
-    "terms-of-service",
+    // The standard's synonym of `license` (a hyperlink).
+    "copyright",
 ];
 
+/// Path of a data extract of the HTML Standard kept under `tests/spec/`.
+fn spec_extract(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The non-comment rows of a `tests/spec` extract, split on tabs.
+fn spec_rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
+    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| l.split('\t').map(str::trim).collect())
+}
+
+/// Keyword -> effect on `<link>`, from the standard's link-type index
+/// (`tests/spec/html-link-types.tsv`).
+fn spec_link_types() -> &'static std::collections::HashMap<String, String> {
+    static TYPES: std::sync::OnceLock<std::collections::HashMap<String, String>> = std::sync::OnceLock::new();
+    TYPES.get_or_init(|| {
+        let text = spec_extract("html-link-types.tsv");
+        spec_rows(&text)
+            .map(|r| (r[0].to_ascii_lowercase(), r.get(1).copied().unwrap_or_default().to_string()))
+            .collect()
+    })
+}
+
+/// Whether one `rel` keyword (lower case) makes a `<link>` load: the standard's
+/// "External Resource" types do; its hyperlinks, annotations, internal resources
+/// and types not allowed on `<link>` do not; keywords it does not list do unless
+/// they are known extensions that are never fetched.
+fn rel_loads(token: &str) -> bool {
+    match spec_link_types().get(token) {
+        Some(effect) => effect == "External Resource",
+        None => !EXTENSION_RELS_NOT_LOADED.contains(&token),
+    }
+}
+
 fn link_construct(rels: &[String]) -> Option<&'static str> {
-    if rels.is_empty() || rels.iter().all(|r| NAVIGATIONAL_RELS.contains(&r.as_str())) {
+    if !rels.iter().any(|r| rel_loads(r)) {
         return None;
     }
     let has = |r: &str| rels.iter().any(|t| t == r);
@@ -390,6 +423,10 @@ fn link_construct(rels: &[String]) -> Option<&'static str> {
         "link[rel=prerender] href"
     } else if has("import") {
         "link[rel=import] href"
+    } else if has("compression-dictionary") {
+        "link[rel=compression-dictionary] href"
+    } else if has("pingback") {
+        "link[rel=pingback] href"
     } else {
         "link[rel=other] href"
     })
@@ -495,6 +532,123 @@ fn html_element_loads(cx: &mut Cx<'_>, l: &Live<'_>, links: &[&str]) {
         "html" => cx.push_attr(el, "manifest", "html manifest"),
         "style" => cx.push_css(&l.text, false),
         _ => {}
+    }
+    if matches!(name, "img" | "script" | "a" | "area")
+        && let Some(list) = attr(el, "attributionsrc")
+    {
+        let (c, own) = match name {
+            "img" => ("img attributionsrc", None),
+            "script" => ("script attributionsrc", None),
+            "a" => ("a attributionsrc", Some("a attributionsrc navigation")),
+            _ => ("area attributionsrc", Some("area attributionsrc navigation")),
+        };
+        for u in list.split_ascii_whitespace() {
+            cx.push(c, u);
+        }
+        // Present, even empty, the attribute makes the element's own request a
+        // registration: img/script src are reported already; a followed link's
+        // navigation request becomes one, so its href counts as a load (as ping does).
+        if let Some(own) = own {
+            cx.push_attr(el, "href", own);
+        }
+    }
+    spec_index_loads(cx, el);
+}
+
+/// `(element, attribute)` with a URL value in the standard's index that the code
+/// above reports under its own rules (or gates: `link href` by `rel`, `input src`
+/// by `type`).
+const INDEX_HANDLED: &[(&str, &str)] = &[
+    ("form", "action"),
+    ("object", "data"),
+    ("button", "formaction"),
+    ("input", "formaction"),
+    ("link", "href"),
+    ("base", "href"),
+    ("link", "imagesrcset"),
+    ("a", "ping"),
+    ("area", "ping"),
+    ("video", "poster"),
+    ("audio", "src"),
+    ("embed", "src"),
+    ("iframe", "src"),
+    ("img", "src"),
+    ("input", "src"),
+    ("script", "src"),
+    ("source", "src"),
+    ("track", "src"),
+    ("video", "src"),
+    ("img", "srcset"),
+    ("source", "srcset"),
+];
+
+/// URL-valued attributes of the standard's index that load nothing while the
+/// page loads (`*`: every element).
+const INDEX_NOT_LOADED: &[(&str, &str)] = &[
+    // Hyperlinks: followed only when the visitor clicks.
+    ("a", "href"),
+    ("area", "href"),
+    // Citations and microdata identifiers are never dereferenced.
+    ("blockquote", "cite"),
+    ("del", "cite"),
+    ("ins", "cite"),
+    ("q", "cite"),
+    ("*", "itemid"),
+    ("*", "itemprop"),
+    ("*", "itemtype"),
+];
+
+/// `(elements, attribute, value)`: one row of the standard's attribute index.
+type IndexRow = (Vec<String>, String, String);
+
+/// Every row of the standard's attribute index (`tests/spec/html-attribute-index.tsv`)
+/// whose value is a URL, URLs or image candidates. Elements are lower case; `*`
+/// stands for "HTML elements".
+fn spec_url_attributes() -> &'static [IndexRow] {
+    static ROWS: std::sync::OnceLock<Vec<IndexRow>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let text = spec_extract("html-attribute-index.tsv");
+        spec_rows(&text)
+            .filter(|r| r.len() == 3 && (r[2].contains("URL") || r[2].contains("image candidate")))
+            .map(|r| {
+                let elements = r[1]
+                    .split(';')
+                    .map(|e| e.split(" (").next().unwrap_or_default().trim())
+                    .map(|e| if e == "HTML elements" { "*".to_string() } else { e.to_ascii_lowercase() })
+                    .collect();
+                (elements, r[0].to_string(), r[2].to_string())
+            })
+            .collect()
+    })
+}
+
+/// A URL-valued attribute of the standard's index that no rule above covers is
+/// reported as a load: when the standard adds one, the oracle sees it before
+/// anyone has decided whether it fetches.
+fn spec_index_loads(cx: &mut Cx<'_>, el: &Element) {
+    index_loads(cx, el, spec_url_attributes());
+}
+
+fn index_loads(cx: &mut Cx<'_>, el: &Element, rows: &[IndexRow]) {
+    let name = local(el);
+    for (elements, attribute, value) in rows {
+        let on_element = elements.iter().any(|e| e == name || e == "*");
+        let covered = |list: &[(&str, &str)]| list.iter().any(|(e, a)| a == attribute && (*e == name || *e == "*"));
+        if !on_element || covered(INDEX_HANDLED) || covered(INDEX_NOT_LOADED) {
+            continue;
+        }
+        let Some(raw) = attr(el, attribute) else { continue };
+        if value.contains("image candidate") {
+            for u in parse_srcset(raw) {
+                cx.push("spec index URL attribute", u);
+            }
+        } else if value.contains("space-separated") {
+            for u in raw.split_ascii_whitespace() {
+                cx.push("spec index URL attribute", u);
+            }
+        } else {
+            cx.push("spec index URL attribute", raw);
+        }
     }
 }
 
@@ -977,16 +1131,38 @@ mod tests {
             "STYLESHEET",
             "canonical stylesheet",
             "compression-dictionary",
+            "pingback",
+            "expect stylesheet",
+            "something-new",
         ] {
             let html = format!("<link rel='{rel}' href=https://evil.example/x>");
             assert_eq!(urls(&html, true), vec![E], "rel={rel}");
         }
-        for rel in ["canonical", "alternate", "author", "next", "prev", "", "alternate nofollow"] {
+        for rel in [
+            "canonical",
+            "alternate",
+            "author",
+            "next",
+            "prev",
+            "",
+            "alternate nofollow",
+            "expect",
+            "privacy-policy",
+            "terms-of-service",
+            "copyright",
+            "shortlink",
+        ] {
             let html = format!("<link rel='{rel}' href=https://evil.example/x>");
             none(&html);
         }
         has("<link rel=preconnect href=https://evil.example/x>", "link[rel=preconnect] href", E);
         has("<link rel=dns-prefetch href=//evil.example/x>", "link[rel=dns-prefetch] href", E);
+        has(
+            "<link rel=compression-dictionary href=/d>",
+            "link[rel=compression-dictionary] href",
+            "https://clinic.example/d",
+        );
+        has("<link rel=PINGBACK href=https://evil.example/x>", "link[rel=pingback] href", E);
         has(
             "<link rel=preload as=image href=/ok.png imagesrcset='/ok.png 1x, https://evil.example/x 2x'>",
             "link imagesrcset",
@@ -1052,6 +1228,50 @@ mod tests {
         has("<a href=/next ping='/ok https://evil.example/x'>n</a>", "a ping", E);
         has("<map><area href=/ ping=https://evil.example/x></map>", "area ping", E);
         none("<a href=https://evil.example/x>plain link</a>");
+    }
+
+    #[test]
+    fn attributionsrc_lists_and_the_links_it_makes_registrations() {
+        has("<img src=/ok.gif attributionsrc='/r https://evil.example/x'>", "img attributionsrc", E);
+        has("<script src=/a.js attributionsrc='&#x20;https://evil.example/x\n'></script>", "script attributionsrc", E);
+        has("<a href=/next attributionsrc=https://evil.example/x>n</a>", "a attributionsrc", E);
+        has("<map><area href=/ attributionsrc='https://evil.example/x'></map>", "area attributionsrc", E);
+        has("<a href=https://evil.example/x attributionsrc>n</a>", "a attributionsrc navigation", E);
+        has("<map><area href=https://evil.example/x attributionsrc=''></map>", "area attributionsrc navigation", E);
+        // img/script own URLs are reported as img/script src already; without the
+        // attribute a link is a plain navigation
+        assert_eq!(urls("<img src=https://evil.example/x attributionsrc>", true), vec![E]);
+        none("<a href=https://evil.example/x>plain link</a>");
+        none("<link attributionsrc=https://evil.example/x>");
+    }
+
+    #[test]
+    fn url_attributes_of_the_spec_index_load_unless_a_rule_says_otherwise() {
+        // Today every URL-valued attribute of the index has a rule: nothing extra.
+        none("<blockquote cite=https://evil.example/x>q</blockquote>");
+        none("<q cite=https://evil.example/x>q</q> <del cite=https://evil.example/x>d</del>");
+        none(
+            "<span itemscope itemid=https://evil.example/x itemtype=https://evil.example/t itemprop=https://evil.example/p>",
+        );
+        assert!(spec_url_attributes().iter().any(|(e, a, _)| a == "ping" && e.contains(&"area".to_string())));
+        assert!(spec_url_attributes().len() >= 15);
+        // An attribute the index adds is reported before any rule names it.
+        let rows: Vec<IndexRow> = vec![
+            (vec!["img".into()], "fetchlater".into(), "Valid non-empty URL potentially surrounded by spaces".into()),
+            (
+                vec!["*".into()],
+                "beacons".into(),
+                "Set of space-separated tokens consisting of valid non-empty URLs".into(),
+            ),
+        ];
+        let doc = parse_html("<img fetchlater=https://evil.example/x beacons='/a https://evil.example/b'>", true);
+        let img = doc.select(&scraper::Selector::parse("img").unwrap_or_else(|_| unreachable!())).next();
+        let img = img.unwrap_or_else(|| unreachable!());
+        let (base, mut out) = (page(), Vec::new());
+        let mut cx = Cx { base: &base, scripting: true, depth: 0, nested_in: None, out: &mut out };
+        index_loads(&mut cx, img.value(), &rows);
+        let got: Vec<String> = out.iter().map(|l| l.url.to_string()).collect();
+        assert_eq!(got, [E, "https://clinic.example/a", "https://evil.example/b"]);
     }
 
     #[test]
