@@ -320,7 +320,7 @@ fn applies(elements: &[&str], element: &str) -> bool {
 }
 
 /// The entry deciding `attribute` on `element` (`"*"`: an attribute of every
-/// element), if any. For checks against the standard; the rewriter uses [`for_element`].
+/// element), if any. For checks against the standard (the rewriter dispatches per tag).
 pub fn fetch_attr(namespace: Namespace, element: &str, attribute: &str) -> Option<&'static FetchAttr> {
     FETCH_ATTRS.iter().find(|e| e.namespace == namespace && e.attribute == attribute && names(e.elements, element))
 }
