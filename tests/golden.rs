@@ -28,6 +28,7 @@ const DEFAULT_URL: &str = "https://clinic.example/patient/intake";
 
 /// Every fixture; each has a test below.
 const FIXTURES: &[&str] = &[
+    "attributionsrc",
     "base-offsite",
     "consent-not-granted",
     "first-party-untouched",
@@ -304,6 +305,27 @@ fn srcset_candidates_are_filtered_individually() {
     let html = String::from_utf8_lossy(out.html()).into_owned();
     assert!(html.contains("/_tw/zendesk/static.zdassets.com/img/doctor@3x.jpg 3x"), "{html}");
     assert!(!html.contains("evil.example") && !html.contains("tracker.invalid"), "{html}");
+}
+
+#[test]
+fn attributionsrc_is_decided_like_ping_and_counted_as_its_own_construct() {
+    let (_, out) = check_fixture("attributionsrc");
+    let html = String::from_utf8_lossy(out.html()).into_owned();
+    assert!(!html.contains("evil.example") && !html.contains("attributionsrc=\"https"), "{html}");
+    for kept in [
+        // A kept pixel keeps its first-party registration URL, and an empty attributionsrc.
+        "<img src=\"/img/ok.gif\" alt=\"\" attributionsrc=\"/patient/register\">",
+        "<img src=\"/img/ok.gif\" alt=\"\" attributionsrc>",
+        // A proxied vendor image is no registration: its attributionsrc goes.
+        "<img alt=\"\" src=\"/_tw/zendesk/static.zdassets.com/img/logo.png\">",
+        "<a href=\"/patient/next\" attributionsrc=\"/patient/a\">Next</a>",
+        // The link to a tracker stays a link, no longer a registration.
+        "<a href=\"https://ads.tracker.invalid/landing\">Offer</a>",
+    ] {
+        assert!(html.contains(kept), "no {kept} in:\n{html}");
+    }
+    let counted = out.findings().lines().filter(|l| l.contains("\"construct\":\"attributionsrc\"")).count();
+    assert_eq!(counted, 5, "{}", out.findings());
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn srcdoc_escape(html: &str) -> String {
     html.replace('&', "&amp;").replace('"', "&quot;")
 }
 
-const CONSTRUCTS: usize = 27;
+const CONSTRUCTS: usize = 29;
 
 /// One loading construct using up to three URLs.
 fn construct(kind: usize, u: &[String], q: usize) -> String {
@@ -123,6 +123,8 @@ fn construct(kind: usize, u: &[String], q: usize) -> String {
             let json = serde_json::json!({"prefetch": [{"source": "list", "urls": [u[0].trim()]}]});
             format!("<script type=speculationrules>{json}</script>")
         }
+        26 => format!("<img src=/ok.png attributionsrc={}>", attr(&format!("/r {}", u[0].trim()), q)),
+        27 => format!("<a href={} attributionsrc>x</a>", a(0)),
         _ => format!("<svg><a><animate attributeName=href to={} /></a></svg>", a(0)),
     }
 }

@@ -195,6 +195,9 @@ pub enum Construct {
     InputImage,
     FormAction,
     Ping,
+    /// `attributionsrc` (Attribution Reporting): background requests with the
+    /// listed hosts' cookies, counted apart from `ping` so the new vector shows up.
+    AttributionSrc,
     MetaRefresh,
     Base,
     Background,
@@ -222,6 +225,7 @@ impl Construct {
             Construct::InputImage => "input_image",
             Construct::FormAction => "form_action",
             Construct::Ping => "ping",
+            Construct::AttributionSrc => "attributionsrc",
             Construct::MetaRefresh => "meta_refresh",
             Construct::Base => "base",
             Construct::Background => "background",

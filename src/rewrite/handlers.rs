@@ -1,6 +1,9 @@
-//! The lol_html handlers: one element handler for every start tag (dispatching
-//! on tag and namespace) and one text handler for the elements whose text is
-//! held back for a decision (`script`, `style`, `noscript`).
+//! The lol_html handlers: one element handler for every start tag and one text
+//! handler for the elements whose text is held back for a decision (`script`,
+//! `style`, `noscript`). Which attributes of a start tag carry URLs is not written
+//! here but read from one table, [`fetch_attrs`], applied by [`attrs`]; this module
+//! keeps what a table cannot say (held-back text, nonces, `javascript:` URLs,
+//! fragments such as `srcdoc` and `<noscript>` content).
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
@@ -11,21 +14,19 @@ use lol_html::send::{Element, Settings};
 use lol_html::{HandlerResult, element, text};
 use url::Url;
 
-use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
-use super::{Engine, RewriteError, RewriteOptions, css, lock};
+use super::fetch_attrs;
+use super::urls::{decode_attr, escape_attr};
+use super::{Engine, RewriteError, RewriteOptions, lock};
 use crate::policy::{Construct, Decision, Finding, PageContext, Policy, Reason};
 use crate::rules::schema::Mode;
+
+mod attrs;
+
+use attrs::set_attr;
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 /// Deepest nesting of fragment rewrites (noscript content, srcdoc documents).
 const MAX_FRAGMENT_DEPTH: u8 = 3;
-
-/// What to take out when a URL is removed.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnRemove {
-    Attribute,
-    Element,
-}
 
 enum CaptureKind {
     /// An inline script; its start tag (serialised) is held back with its text.
@@ -116,114 +117,6 @@ impl State {
         }
     }
 
-    /// Decides one raw (undecoded) attribute value. A value no URL parser accepts
-    /// is removed: we cannot prove where a browser would send it.
-    fn decide_raw(&mut self, construct: Construct, raw: &str) -> Decision {
-        let decoded = decode_attr(raw);
-        match resolve_in(&self.base, &decoded, self.encoding.get()) {
-            Some(url) => {
-                let (d, f) = self.policy.decide(&self.page, construct, &url);
-                self.record(f);
-                d
-            }
-            None => {
-                self.record(Some(Finding::unattributed(construct, Reason::UnsafeUrl, String::new())));
-                Decision::Remove(Reason::UnsafeUrl)
-            }
-        }
-    }
-
-    /// Decides a URL attribute and applies the decision. Returns `true` when the
-    /// element was removed.
-    fn url_attr(&mut self, el: &mut Element<'_, '_>, attr: &str, construct: Construct, on_remove: OnRemove) -> bool {
-        let Some(raw) = el.get_attribute(attr) else {
-            return false;
-        };
-        match self.decide_raw(construct, &raw) {
-            Decision::Keep => false,
-            Decision::FirstParty(u) => {
-                if self.enforce {
-                    set_attr(el, attr, &u);
-                }
-                false
-            }
-            Decision::Remove(_) => {
-                if !self.enforce {
-                    return false;
-                }
-                match on_remove {
-                    OnRemove::Attribute => {
-                        el.remove_attribute(attr);
-                        false
-                    }
-                    OnRemove::Element => {
-                        el.remove();
-                        true
-                    }
-                }
-            }
-        }
-    }
-
-    /// Filters a list-valued attribute (`srcset`, `imagesrcset`, `ping`).
-    fn list_attr(&mut self, el: &mut Element<'_, '_>, attr: &str, construct: Construct, srcset: bool) {
-        let Some(raw) = el.get_attribute(attr) else {
-            return;
-        };
-        let decoded = decode_attr(&raw).into_owned();
-        let items: Vec<(String, String)> = if srcset {
-            parse_srcset(&decoded).into_iter().map(|c| (c.url.to_string(), c.descriptors.to_string())).collect()
-        } else {
-            decoded.split_ascii_whitespace().map(|u| (u.to_string(), String::new())).collect()
-        };
-        let mut kept = Vec::new();
-        let mut changed = false;
-        for (url, desc) in items {
-            // Already decoded: escape `&` so decide_raw's decoding is the identity.
-            match self.decide_raw(construct, &escape_attr(&url)) {
-                Decision::Keep => kept.push((url, desc)),
-                Decision::FirstParty(u) => {
-                    kept.push((u, desc));
-                    changed = true;
-                }
-                Decision::Remove(_) => changed = true,
-            }
-        }
-        if !changed || !self.enforce {
-            return;
-        }
-        if kept.is_empty() {
-            el.remove_attribute(attr);
-            return;
-        }
-        let sep = if srcset { ", " } else { " " };
-        let value = kept
-            .iter()
-            .map(|(u, d)| if d.is_empty() { u.clone() } else { format!("{u} {d}") })
-            .collect::<Vec<_>>()
-            .join(sep);
-        set_attr(el, attr, &value);
-    }
-
-    /// Rewrites the URLs in CSS text; `None` when nothing changes.
-    fn rewrite_css(&mut self, css_text: &str, construct: Construct) -> Option<String> {
-        let mut changed = false;
-        let out = css::rewrite(css_text, |url| match self.decide_raw(construct, &escape_attr(url)) {
-            Decision::Keep => None,
-            Decision::FirstParty(u) => {
-                changed = true;
-                Some(u)
-            }
-            Decision::Remove(_) => {
-                changed = true;
-                Some("data:,".to_string())
-            }
-        });
-        if self.enforce && changed { out } else { None }
-    }
-
-    // Arms call a URL check and then maybe a second one: as guards the side effects would hide.
-    #[allow(clippy::collapsible_match)]
     fn on_element(&mut self, el: &mut Element<'_, '_>, shared: &Arc<Mutex<State>>) -> HandlerResult {
         let tag = el.tag_name();
         if let Some(s) = &self.sentinel
@@ -243,140 +136,59 @@ impl State {
             self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::Unparseable, String::new())));
         }
         self.insert_shim(el, &tag);
-        let ns = el.namespace_uri();
-        let html = ns == HTML_NS;
-        // Every foreign element is checked by SVG's rules: lol_html can place an element
-        // in MathML where a browser keeps it in SVG (`<svg><math>…`), and SVG's rules
-        // (href loads, entity-decoded script/style text) are the stricter reading.
-        let svg = !html;
+        let html = el.namespace_uri() == HTML_NS;
 
         self.generic_attributes(el);
 
-        // Where lol_html's view of foreign content may differ from a browser's
-        // (breakouts from <svg>/<math>), URL attributes are checked under both
-        // namespaces' rules: checking too much only removes third parties.
-        if svg {
-            self.svg_element(el, &tag, shared)?;
-            if matches!(tag.as_str(), "script" | "style") || el.removed() {
+        // Every URL attribute, from the one table (fetch_attrs). A foreign element is
+        // checked by SVG's rules and by HTML's for its name: lol_html can place an
+        // element in MathML where a browser keeps it in SVG, or in SVG where a breakout
+        // puts it in HTML, and checking both readings only removes third parties.
+        for entry in fetch_attrs::for_element(&tag, html) {
+            if self.apply(el, entry) {
                 return Ok(());
             }
-        } else if matches!(tag.as_str(), "image" | "use" | "feimage") {
-            self.url_attr(el, "href", Construct::SvgHref, OnRemove::Attribute);
-            self.url_attr(el, "xlink:href", Construct::SvgHref, OnRemove::Attribute);
         }
-        if !html && matches!(tag.as_str(), "script" | "style" | "noscript") {
-            return Ok(());
-        }
+
+        // What the table does not say: text held back for a decision, nonces, `javascript:`.
         match tag.as_str() {
-            "base" => self.base_element(el),
             "script" => {
-                if el.has_attribute("src") {
-                    if !self.url_attr(el, "src", Construct::Script, OnRemove::Element) {
-                        self.add_nonce(el);
-                    }
+                let external = if html {
+                    el.has_attribute("src")
                 } else {
-                    self.add_nonce(el);
-                    self.start_capture(
-                        el,
-                        CaptureKind::Script {
-                            start_tag: String::new(),
-                            svg: false,
-                            speculation: is_speculation_rules(el),
-                        },
-                        shared,
-                    )?;
+                    el.has_attribute("href") || el.has_attribute("xlink:href")
+                };
+                self.add_nonce(el);
+                if !external {
+                    let speculation = html && is_speculation_rules(el);
+                    let kind = CaptureKind::Script { start_tag: String::new(), svg: !html, speculation };
+                    self.start_capture(el, kind, shared)?;
                 }
             }
-            "style" => self.start_capture(el, CaptureKind::Style { svg: false }, shared)?,
-            "noscript" => self.start_capture(el, CaptureKind::Noscript, shared)?,
-            "img" | "image" => {
-                // `img` is a foreign-content breakout tag: removing it would change how the
-                // markup after it parses inside <svg>/<math>, so only its URLs go.
-                self.url_attr(el, "src", Construct::Img, OnRemove::Attribute);
-                self.list_attr(el, "srcset", Construct::Img, true);
-            }
-            "source" => {
-                if !self.url_attr(el, "src", Construct::Source, OnRemove::Element) {
-                    self.list_attr(el, "srcset", Construct::Source, true);
+            "style" => self.start_capture(el, CaptureKind::Style { svg: !html }, shared)?,
+            "noscript" if html => self.start_capture(el, CaptureKind::Noscript, shared)?,
+            "a" | "area"
+                if self.page.strip_inline_handlers
+                    && el.get_attribute("href").is_some_and(|h| is_javascript_url(&h)) =>
+            {
+                self.record(Some(inline_handler_finding()));
+                if self.enforce {
+                    el.remove_attribute("href");
                 }
-            }
-            "link" => {
-                if link_loads(el) && !self.url_attr(el, "href", Construct::Link, OnRemove::Element) {
-                    self.list_attr(el, "imagesrcset", Construct::Link, true);
-                }
-            }
-            "iframe" | "frame" => {
-                if !self.url_attr(el, "src", Construct::Iframe, OnRemove::Element) && tag == "iframe" {
-                    self.srcdoc(el);
-                }
-            }
-            "object" => {
-                self.url_attr(el, "data", Construct::Object, OnRemove::Attribute);
-                self.url_attr(el, "codebase", Construct::Object, OnRemove::Attribute);
-            }
-            "embed" => {
-                // A breakout tag too (see img).
-                self.url_attr(el, "src", Construct::Embed, OnRemove::Attribute);
-            }
-            "video" | "audio" => {
-                self.url_attr(el, "src", Construct::Media, OnRemove::Attribute);
-                self.url_attr(el, "poster", Construct::Media, OnRemove::Attribute);
-            }
-            "track" => {
-                self.url_attr(el, "src", Construct::Track, OnRemove::Element);
-            }
-            "input" => {
-                self.url_attr(el, "src", Construct::InputImage, OnRemove::Attribute);
-                self.url_attr(el, "formaction", Construct::FormAction, OnRemove::Attribute);
-            }
-            "button" => {
-                self.url_attr(el, "formaction", Construct::FormAction, OnRemove::Attribute);
-            }
-            "form" => {
-                self.url_attr(el, "action", Construct::FormAction, OnRemove::Attribute);
-            }
-            "a" | "area" => {
-                self.list_attr(el, "ping", Construct::Ping, false);
-                if self.page.strip_inline_handlers && el.get_attribute("href").is_some_and(|h| is_javascript_url(&h)) {
-                    self.record(Some(inline_handler_finding()));
-                    if self.enforce {
-                        el.remove_attribute("href");
-                    }
-                }
-            }
-            "meta" => self.meta_element(el),
-            "html" => {
-                self.url_attr(el, "manifest", Construct::Link, OnRemove::Attribute);
             }
             _ => {}
         }
         Ok(())
     }
 
-    /// Attributes any element may carry: `style`, `background`, `on*` handlers
-    /// (only attributes are removed, never the element).
+    /// Attributes any element may carry: the table's every-element entries (`style`,
+    /// `background`) and `on*` handlers (only attributes are removed, never the element).
     fn generic_attributes(&mut self, el: &mut Element<'_, '_>) {
-        let mut style = false;
-        let mut background = false;
-        let mut handlers: Vec<String> = Vec::new();
-        for a in el.attributes() {
-            let name = a.name();
-            match name.as_str() {
-                "style" => style = true,
-                "background" => background = true,
-                n if n.len() > 2 && n.starts_with("on") => handlers.push(name),
-                _ => {}
-            }
+        for entry in fetch_attrs::every_element() {
+            self.apply(el, entry);
         }
-        if style && let Some(raw) = el.get_attribute("style") {
-            let decoded = decode_attr(&raw).into_owned();
-            if let Some(new) = self.rewrite_css(&decoded, Construct::StyleAttr) {
-                set_attr(el, "style", &new);
-            }
-        }
-        if background {
-            self.url_attr(el, "background", Construct::Background, OnRemove::Attribute);
-        }
+        let handlers: Vec<String> =
+            el.attributes().iter().map(|a| a.name()).filter(|n| n.len() > 2 && n.starts_with("on")).collect();
         for name in handlers {
             if self.page.strip_inline_handlers {
                 // A strict CSP blocks inline handlers; removing them keeps reports meaningful.
@@ -397,70 +209,6 @@ impl State {
                 }
             }
         }
-    }
-
-    fn svg_element(&mut self, el: &mut Element<'_, '_>, tag: &str, shared: &Arc<Mutex<State>>) -> HandlerResult {
-        // Presentation attributes (fill, stroke, filter, mask, clip-path, marker-*, …)
-        // take CSS values, so `url()` in any of them may fetch.
-        let css_attrs: Vec<String> = el
-            .attributes()
-            .iter()
-            .filter(|a| a.value().contains('('))
-            .map(|a| a.name())
-            .filter(|n| n != "style")
-            .collect();
-        for name in css_attrs {
-            let Some(raw) = el.get_attribute(&name) else { continue };
-            let decoded = decode_attr(&raw).into_owned();
-            if let Some(new) = self.rewrite_css(&decoded, Construct::SvgHref) {
-                set_attr(el, &name, &new);
-            }
-        }
-        match tag {
-            "script" => {
-                let has_href = el.has_attribute("href") || el.has_attribute("xlink:href");
-                if has_href {
-                    if !self.url_attr(el, "href", Construct::Script, OnRemove::Element)
-                        && !self.url_attr(el, "xlink:href", Construct::Script, OnRemove::Element)
-                    {
-                        self.add_nonce(el);
-                    }
-                } else {
-                    self.add_nonce(el);
-                    self.start_capture(
-                        el,
-                        CaptureKind::Script { start_tag: String::new(), svg: true, speculation: false },
-                        shared,
-                    )?;
-                }
-            }
-            "style" => self.start_capture(el, CaptureKind::Style { svg: true }, shared)?,
-            // SVG <a> navigates; every other href (image, use, feImage, pattern, …) may fetch.
-            "a" => {}
-            "set" | "animate" | "animatetransform" | "animatemotion" | "discard" if animates_href(el) => {
-                // The animated values become an href at run time.
-                for attr in ["to", "from", "by"] {
-                    if self.url_attr(el, attr, Construct::SvgHref, OnRemove::Element) {
-                        return Ok(());
-                    }
-                }
-                if let Some(values) = el.get_attribute("values") {
-                    let decoded = decode_attr(&values).into_owned();
-                    let all_kept = decoded.split(';').map(str::trim).filter(|v| !v.is_empty()).fold(true, |ok, v| {
-                        let d = self.decide_raw(Construct::SvgHref, &escape_attr(v));
-                        ok && d == Decision::Keep
-                    });
-                    if !all_kept && self.enforce {
-                        el.remove();
-                    }
-                }
-            }
-            _ => {
-                self.url_attr(el, "href", Construct::SvgHref, OnRemove::Attribute);
-                self.url_attr(el, "xlink:href", Construct::SvgHref, OnRemove::Attribute);
-            }
-        }
-        Ok(())
     }
 
     /// `<script type=speculationrules>` makes the browser prefetch or prerender the
@@ -510,64 +258,6 @@ impl State {
             && let Some(n) = &self.page.csp_nonce
         {
             let _ = el.set_attribute("nonce", n);
-        }
-    }
-
-    fn base_element(&mut self, el: &mut Element<'_, '_>) {
-        let Some(raw) = el.get_attribute("href") else {
-            return;
-        };
-        let decoded = decode_attr(&raw);
-        let resolved = resolve(&self.page.page_url, &decoded);
-        // A base with another scheme than the page's changes how scheme-relative-looking
-        // values (`https:evil.example/p`) resolve in pings and form actions read later.
-        let first_party = resolved.as_ref().filter(|u| {
-            u.scheme() == self.page.page_url.scheme()
-                && self
-                    .page
-                    .first_party
-                    .contains(&crate::policy::host::normalize_host(u.host_str().unwrap_or_default()))
-        });
-        match first_party {
-            Some(u) => {
-                if !self.base_fixed {
-                    self.base = u.clone();
-                    self.base_fixed = true;
-                }
-            }
-            None => {
-                let host = resolved.as_ref().and_then(|u| u.host_str()).unwrap_or_default().to_string();
-                self.record(Some(Finding::unattributed(Construct::Base, Reason::OffsiteBase, host)));
-                if self.enforce {
-                    el.remove();
-                }
-            }
-        }
-    }
-
-    fn meta_element(&mut self, el: &mut Element<'_, '_>) {
-        let refresh =
-            el.get_attribute("http-equiv").is_some_and(|v| decode_attr(&v).trim().eq_ignore_ascii_case("refresh"));
-        if !refresh {
-            return;
-        }
-        let Some(content) = el.get_attribute("content") else {
-            return;
-        };
-        let content = decode_attr(&content).into_owned();
-        let Some(target) = meta_refresh_url(&content) else {
-            return;
-        };
-        match self.decide_raw(Construct::MetaRefresh, &escape_attr(target)) {
-            Decision::Keep => {}
-            // A refresh to a vendor, even first-party, is a navigation the rules did not ask for.
-            // `meta` is a breakout tag (see img): the tag stays, the refresh goes.
-            Decision::FirstParty(_) | Decision::Remove(_) => {
-                if self.enforce {
-                    el.remove_attribute("http-equiv");
-                    el.remove_attribute("content");
-                }
-            }
         }
     }
 
@@ -729,13 +419,6 @@ impl State {
     }
 }
 
-/// Sets an attribute to an already-decoded value, replacing every duplicate.
-fn set_attr(el: &mut Element<'_, '_>, name: &str, value: &str) {
-    el.remove_attribute(name);
-    // Names come from our own constants or the document, so they are valid.
-    let _ = el.set_attribute(name, &escape_attr(value));
-}
-
 /// `<tag a="v" …>` from the element's current attributes (values kept raw).
 fn serialize_start_tag(el: &Element<'_, '_>) -> String {
     let mut s = format!("<{}", el.tag_name_preserve_case());
@@ -769,71 +452,6 @@ fn inline_handler_finding() -> Finding {
 /// `<script type=speculationrules>`.
 fn is_speculation_rules(el: &Element<'_, '_>) -> bool {
     el.get_attribute("type").is_some_and(|t| decode_attr(&t).trim().eq_ignore_ascii_case("speculationrules"))
-}
-
-/// An SVG animation element whose target attribute is `href` / `xlink:href`.
-fn animates_href(el: &Element<'_, '_>) -> bool {
-    el.get_attribute("attributename").is_some_and(|n| decode_attr(&n).trim().to_ascii_lowercase().ends_with("href"))
-}
-
-/// Whether a `<link>` makes the browser fetch or connect: any rel other than
-/// purely navigational/metadata ones does (preconnect and dns-prefetch leak the host).
-fn link_loads(el: &Element<'_, '_>) -> bool {
-    const NAVIGATIONAL: &[&str] = &[
-        "alternate",
-        "author",
-        "bookmark",
-        "canonical",
-        "external",
-        "help",
-        "license",
-        "next",
-        "nofollow",
-        "noopener",
-        "noreferrer",
-        "prev",
-        "search",
-        "shortlink",
-        "tag",
-        "amphtml",
-        "me",
-        "pingback",
-        "edituri",
-        "wlwmanifest",
-        "home",
-        "index",
-        "profile",
-        "privacy-policy",
-        "terms-of-service",
-        "hub",
-        "self",
-        "related",
-        "opener",
-        "payment",
-        "webmention",
-        "openid.server",
-        "openid.delegate",
-        "openid2.provider",
-        "openid2.local_id",
-        "up",
-        "first",
-        "last",
-        "contents",
-        "chapter",
-        "section",
-        "subsection",
-        "appendix",
-        "glossary",
-        "copyright",
-        "start",
-        "top",
-        "archives",
-    ];
-    let Some(rel) = el.get_attribute("rel") else {
-        return false;
-    };
-    let rel = decode_attr(&rel).to_ascii_lowercase();
-    rel.split_ascii_whitespace().any(|t| !NAVIGATIONAL.contains(&t))
 }
 
 /// Registers the handlers on `settings`.

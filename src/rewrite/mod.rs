@@ -13,6 +13,7 @@
 //! decided. Nothing else is buffered.
 
 pub mod css;
+pub mod fetch_attrs;
 pub mod urls;
 
 mod handlers;

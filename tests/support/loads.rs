@@ -30,9 +30,22 @@
 //!   off-site.
 //! * Every candidate of a `srcset`/`imagesrcset` is reported (the browser picks
 //!   one; which one depends on the device).
-//! * `<link>` counts for any `rel` unless every token is purely navigational
-//!   (canonical, alternate, author, next, prev, ...). `alternate stylesheet`
-//!   counts. `preconnect`/`dns-prefetch` count (they leak the host).
+//! * `<link>` counts for any `rel` with a keyword that loads. Which keywords
+//!   load is read from the HTML Standard's link-type index, kept as a data
+//!   extract in `tests/spec/html-link-types.tsv`: "External Resource" types
+//!   load (`pingback` included, `preconnect`/`dns-prefetch` leak the host);
+//!   hyperlinks, annotations and internal resources (`expect`) do not. A
+//!   keyword the index does not list loads (`compression-dictionary`,
+//!   `prerender`, `apple-touch-icon`, ...) unless it is a known extension that
+//!   is never fetched (`shortlink`, `me`, ...). `alternate stylesheet` counts.
+//! * `attributionsrc` (Attribution Reporting) on `img`, `script`, `a`, `area`:
+//!   every URL it lists counts; on `a`/`area` its presence, even empty, makes
+//!   the followed link's navigation a registration, so the `href` counts too
+//!   (as `ping` counts though it also waits for a click).
+//! * Any attribute that the HTML Standard's attribute index
+//!   (`tests/spec/html-attribute-index.tsv`) gives a URL value and that no rule
+//!   here covers counts as a load, except hyperlinks (`a`/`area href`),
+//!   citations (`cite`) and microdata identifiers, which are never fetched.
 //! * `<script src>` counts whatever its `type`; `<input src>` only for
 //!   `type=image`; `formaction` on any `<input>`/`<button>`; `form action`
 //!   only when non-empty.
@@ -72,6 +85,11 @@ use html5ever::tree_builder::TreeBuilderOpts;
 use scraper::node::Element;
 use scraper::{Html, HtmlTreeSink};
 use url::Url;
+
+#[path = "loads_spec.rs"]
+mod spec;
+
+use spec::{rel_loads, spec_index_loads};
 
 const NS_HTML: &str = "http://www.w3.org/1999/xhtml";
 const NS_SVG: &str = "http://www.w3.org/2000/svg";
@@ -329,44 +347,8 @@ fn rel_tokens(el: &Element) -> Vec<String> {
     attr(el, "rel").unwrap_or_default().split_ascii_whitespace().map(|t| t.to_ascii_lowercase()).collect()
 }
 
-/// `rel` tokens that never make the browser fetch the `href`.
-const NAVIGATIONAL_RELS: &[&str] = &[
-    "canonical",
-    // XFN metadata profile URL: never fetched.
-    "profile",
-    "alternate",
-    "author",
-    "next",
-    "prev",
-    "previous",
-    "help",
-    "license",
-    "search",
-    "bookmark",
-    "nofollow",
-    "noopener",
-    "noreferrer",
-    "opener",
-    "tag",
-    "me",
-    "shortlink",
-    "home",
-    "index",
-    "first",
-    "last",
-    "up",
-    "start",
-    "contents",
-    "archives",
-    "pingback",
-    "webmention",
-    "external",
-    "privacy-policy",
-    "terms-of-service",
-];
-
 fn link_construct(rels: &[String]) -> Option<&'static str> {
-    if rels.is_empty() || rels.iter().all(|r| NAVIGATIONAL_RELS.contains(&r.as_str())) {
+    if !rels.iter().any(|r| rel_loads(r)) {
         return None;
     }
     let has = |r: &str| rels.iter().any(|t| t == r);
@@ -390,6 +372,10 @@ fn link_construct(rels: &[String]) -> Option<&'static str> {
         "link[rel=prerender] href"
     } else if has("import") {
         "link[rel=import] href"
+    } else if has("compression-dictionary") {
+        "link[rel=compression-dictionary] href"
+    } else if has("pingback") {
+        "link[rel=pingback] href"
     } else {
         "link[rel=other] href"
     })
@@ -496,6 +482,26 @@ fn html_element_loads(cx: &mut Cx<'_>, l: &Live<'_>, links: &[&str]) {
         "style" => cx.push_css(&l.text, false),
         _ => {}
     }
+    if matches!(name, "img" | "script" | "a" | "area")
+        && let Some(list) = attr(el, "attributionsrc")
+    {
+        let (c, own) = match name {
+            "img" => ("img attributionsrc", None),
+            "script" => ("script attributionsrc", None),
+            "a" => ("a attributionsrc", Some("a attributionsrc navigation")),
+            _ => ("area attributionsrc", Some("area attributionsrc navigation")),
+        };
+        for u in list.split_ascii_whitespace() {
+            cx.push(c, u);
+        }
+        // Present, even empty, the attribute makes the element's own request a
+        // registration: img/script src are reported already; a followed link's
+        // navigation request becomes one, so its href counts as a load (as ping does).
+        if let Some(own) = own {
+            cx.push_attr(el, "href", own);
+        }
+    }
+    spec_index_loads(cx, el);
 }
 
 fn svg_element_loads(cx: &mut Cx<'_>, l: &Live<'_>) {
@@ -977,16 +983,38 @@ mod tests {
             "STYLESHEET",
             "canonical stylesheet",
             "compression-dictionary",
+            "pingback",
+            "expect stylesheet",
+            "something-new",
         ] {
             let html = format!("<link rel='{rel}' href=https://evil.example/x>");
             assert_eq!(urls(&html, true), vec![E], "rel={rel}");
         }
-        for rel in ["canonical", "alternate", "author", "next", "prev", "", "alternate nofollow"] {
+        for rel in [
+            "canonical",
+            "alternate",
+            "author",
+            "next",
+            "prev",
+            "",
+            "alternate nofollow",
+            "expect",
+            "privacy-policy",
+            "terms-of-service",
+            "copyright",
+            "shortlink",
+        ] {
             let html = format!("<link rel='{rel}' href=https://evil.example/x>");
             none(&html);
         }
         has("<link rel=preconnect href=https://evil.example/x>", "link[rel=preconnect] href", E);
         has("<link rel=dns-prefetch href=//evil.example/x>", "link[rel=dns-prefetch] href", E);
+        has(
+            "<link rel=compression-dictionary href=/d>",
+            "link[rel=compression-dictionary] href",
+            "https://clinic.example/d",
+        );
+        has("<link rel=PINGBACK href=https://evil.example/x>", "link[rel=pingback] href", E);
         has(
             "<link rel=preload as=image href=/ok.png imagesrcset='/ok.png 1x, https://evil.example/x 2x'>",
             "link imagesrcset",
@@ -1052,6 +1080,21 @@ mod tests {
         has("<a href=/next ping='/ok https://evil.example/x'>n</a>", "a ping", E);
         has("<map><area href=/ ping=https://evil.example/x></map>", "area ping", E);
         none("<a href=https://evil.example/x>plain link</a>");
+    }
+
+    #[test]
+    fn attributionsrc_lists_and_the_links_it_makes_registrations() {
+        has("<img src=/ok.gif attributionsrc='/r https://evil.example/x'>", "img attributionsrc", E);
+        has("<script src=/a.js attributionsrc='&#x20;https://evil.example/x\n'></script>", "script attributionsrc", E);
+        has("<a href=/next attributionsrc=https://evil.example/x>n</a>", "a attributionsrc", E);
+        has("<map><area href=/ attributionsrc='https://evil.example/x'></map>", "area attributionsrc", E);
+        has("<a href=https://evil.example/x attributionsrc>n</a>", "a attributionsrc navigation", E);
+        has("<map><area href=https://evil.example/x attributionsrc=''></map>", "area attributionsrc navigation", E);
+        // img/script own URLs are reported as img/script src already; without the
+        // attribute a link is a plain navigation
+        assert_eq!(urls("<img src=https://evil.example/x attributionsrc>", true), vec![E]);
+        none("<a href=https://evil.example/x>plain link</a>");
+        none("<link attributionsrc=https://evil.example/x>");
     }
 
     #[test]
