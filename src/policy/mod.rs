@@ -173,7 +173,7 @@ impl PageContext {
             Some(r) => &policy.routes[r].allow,
             None => &[],
         };
-        let consent = self.consent.clone();
+        let consent = self.consent;
         allow.iter().map(|i| policy.vendor(*i)).filter(move |v| consent.grants(v.category))
     }
 }
