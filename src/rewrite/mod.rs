@@ -15,6 +15,7 @@
 pub mod css;
 pub mod fetch_attrs;
 pub mod urls;
+pub mod vendor_body;
 
 mod handlers;
 
