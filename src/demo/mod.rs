@@ -4,6 +4,8 @@
 //! Zendesk Web Widget (allowed, rewritten first-party), and the Meta Pixel, gtag,
 //! Hotjar and Intercom (removed), with a noscript pixel.
 
+pub mod vendor;
+
 use crate::http1::{Request, Response};
 
 const INDEX: &str = include_str!("index.html");

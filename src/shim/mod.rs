@@ -2,6 +2,15 @@
 //! `<prefix>/shim.js` and inserts, nonced, first in `<head>` of every page it
 //! rewrites in enforce mode (and first in every `srcdoc` document).
 //!
+//! It maps the URLs of allowed vendors served first-party to
+//! `<prefix>/<vendor>/<host>/…` wherever a script hands one to the browser at
+//! run time — `fetch`, `XMLHttpRequest.open`, `WebSocket`, `EventSource`,
+//! `navigator.sendBeacon`, the `src`/`href`/`srcset` setters and `setAttribute`
+//! of script, img, link, iframe, source and media elements, markup inserted as
+//! HTML, and `window.open` — so a widget that builds its URLs from JSON config
+//! still talks only to the site. Other hosts are left as they are: the CSP
+//! refuses them, and its report names the vendor.
+//!
 //! It covers what the Content-Security-Policy cannot: connections no directive
 //! governs. Resource hints (`preconnect`, `dns-prefetch`, `prefetch`,
 //! `prerender`, `preload`, `modulepreload`) added at run time to a host that is

@@ -18,7 +18,12 @@
   var dataTw = me.getAttribute("data-tw") || "{}";
   var HINTS = { "preconnect": 1, "dns-prefetch": 1, "prefetch": 1, "prerender": 1, "preload": 1, "modulepreload": 1 };
   var RAW_TEXT = { "script": 1, "style": 1, "textarea": 1, "title": 1, "xmp": 1, "iframe": 1, "noembed": 1, "noframes": 1, "plaintext": 1 };
-  var MARKUP_RE = /<(link|iframe|frame)[\s\/>]/i;
+  var MARKUP_RE = /<(link|iframe|frame|img|script|source|audio|video)[\s\/>]/i;
+  // Elements whose URL attributes an allowed vendor's URL is mapped in.
+  var URL_ATTRS = {
+    "script": ["src"], "img": ["src", "srcset"], "iframe": ["src"], "source": ["src", "srcset"],
+    "audio": ["src"], "video": ["src", "poster"], "track": ["src"], "embed": ["src"], "object": ["data"]
+  };
   var realFetch = window.fetch;
   var pageHost = location.hostname.toLowerCase();
 
@@ -57,6 +62,21 @@
     var ws = scheme === "ws:" || scheme === "wss:";
     var origin = (ws ? (location.protocol === "https:" ? "wss://" : "ws://") + location.host : location.origin);
     return { vendor: v, url: origin + prefix + "/" + v.id + "/" + host + u.pathname + u.search };
+  }
+
+  // An allowed vendor's URL → its first-party path; anything else unchanged
+  // (the CSP decides about it).
+  function mapUrl(raw, base) {
+    if (raw === null || raw === undefined) return raw;
+    var j = judge(raw, base);
+    return j.vendor && j.vendor.first_party ? j.url : raw;
+  }
+  function mapSrcset(value, base) {
+    return String(value).split(",").map(function (part) {
+      var p = part.trim().split(/\s+/);
+      if (p[0]) p[0] = mapUrl(p[0], base);
+      return p.join(" ");
+    }).join(", ");
   }
 
   // === reports: the CSP report endpoint, so the dashboard shows who tried ===
@@ -111,10 +131,16 @@
     // The value to set for attribute `name` of `el` (rewritten to the first-party
     // path for an allowed vendor), or null: not to be set at all.
     function preAttr(el, name, value) {
-      if (!el || el.localName !== "link") return value;
+      if (!el) return value;
       var n = String(name).toLowerCase();
+      if (el.localName !== "link") {
+        if (URL_ATTRS[el.localName] && URL_ATTRS[el.localName].indexOf(n) !== -1) {
+          return n === "srcset" ? mapSrcset(value, el.baseURI) : mapUrl(value, el.baseURI);
+        }
+        return value;
+      }
       if (n === "rel") { if (relIsHint(value)) fixLink(el, true); return value; }
-      if (!isHint(el)) return value;
+      if (!isHint(el)) return n === "href" ? mapUrl(value, el.baseURI) : value;
       if (n === "href") {
         var j = judge(value, el.baseURI);
         if (j.blocked) {
@@ -145,9 +171,24 @@
       if (srcset !== null) setAttr.call(el, "imagesrcset", cleanSrcset(srcset, el));
     }
     // Every link in a node about to be inserted (and every same-origin frame after).
+    function mapAttrs(el) {
+      var names = URL_ATTRS[el.localName];
+      if (!names) return;
+      for (var i = 0; i < names.length; i++) {
+        var v = getAttr.call(el, names[i]);
+        if (v === null) continue;
+        var m = names[i] === "srcset" ? mapSrcset(v, el.baseURI) : mapUrl(v, el.baseURI);
+        if (m !== v) setAttr.call(el, names[i], m);
+      }
+    }
+    var URL_SELECTOR = Object.keys(URL_ATTRS).join(",");
     function scrub(node) {
       if (!node || typeof node !== "object" || !node.nodeType) return;
-      if (node.nodeType === 1) fixLink(node, false);
+      if (node.nodeType === 1) { fixLink(node, false); mapAttrs(node); }
+      if ((node.nodeType === 1 || node.nodeType === 11) && node.querySelectorAll) {
+        var els = node.querySelectorAll(URL_SELECTOR);
+        for (var u = 0; u < els.length; u++) mapAttrs(els[u]);
+      }
       if (node.nodeType === 1 || node.nodeType === 9 || node.nodeType === 11) {
         var links = node.querySelectorAll ? node.querySelectorAll("link") : [];
         for (var i = 0; i < links.length; i++) fixLink(links[i], false);
@@ -314,6 +355,57 @@
       };
     });
 
+    [["HTMLScriptElement", "src"], ["HTMLImageElement", "src"], ["HTMLImageElement", "srcset"],
+     ["HTMLIFrameElement", "src"], ["HTMLSourceElement", "src"], ["HTMLSourceElement", "srcset"],
+     ["HTMLMediaElement", "src"], ["HTMLVideoElement", "poster"], ["HTMLTrackElement", "src"],
+     ["HTMLEmbedElement", "src"], ["HTMLObjectElement", "data"]].forEach(function (pair) {
+      var C = win[pair[0]], d = C && Object.getOwnPropertyDescriptor(C.prototype, pair[1]);
+      if (!d || !d.set) return;
+      Object.defineProperty(C.prototype, pair[1], {
+        configurable: true, enumerable: d.enumerable, get: d.get,
+        set: function (v) { d.set.call(this, pair[1] === "srcset" ? mapSrcset(v, this.baseURI) : mapUrl(v, this.baseURI)); }
+      });
+    });
+
+    // --- network APIs: an allowed vendor's URL goes to its first-party path ---
+    var fetch0 = win.fetch;
+    if (typeof fetch0 === "function") {
+      win.fetch = function (input, init) {
+        if (typeof input === "string" || (win.URL && input instanceof win.URL)) {
+          input = mapUrl(String(input));
+        } else if (input && typeof input.url === "string" && win.Request && input instanceof win.Request) {
+          var m = mapUrl(input.url);
+          if (m !== input.url) input = new win.Request(m, input);
+        }
+        return fetch0.call(this, input, init);
+      };
+    }
+    var xhrOpen = win.XMLHttpRequest && win.XMLHttpRequest.prototype.open;
+    if (xhrOpen) {
+      win.XMLHttpRequest.prototype.open = function (method, url) {
+        var args = Array.prototype.slice.call(arguments);
+        args[1] = mapUrl(url);
+        return xhrOpen.apply(this, args);
+      };
+    }
+    ["WebSocket", "EventSource"].forEach(function (name) {
+      var Orig = win[name];
+      if (typeof Orig !== "function") return;
+      function Mapped(url) {
+        var args = Array.prototype.slice.call(arguments);
+        args[0] = mapUrl(url);
+        return Reflect.construct(Orig, args, new.target || Mapped);
+      }
+      Mapped.prototype = Orig.prototype;
+      try { Object.setPrototypeOf(Mapped, Orig); } catch (e) { /* keeps statics */ }
+      try { Object.defineProperty(Orig.prototype, "constructor", { value: Mapped, configurable: true, writable: true }); } catch (e) { /* frozen */ }
+      try { Object.defineProperty(win, name, { value: Mapped, configurable: true, writable: true }); } catch (e) { win[name] = Mapped; }
+    });
+    var beacon = win.Navigator && win.Navigator.prototype.sendBeacon;
+    if (beacon) {
+      win.Navigator.prototype.sendBeacon = function (url, data) { return beacon.call(this, mapUrl(url), data); };
+    }
+
     // --- same-origin child frames: patched as soon as they can be reached ---
     [F, win.HTMLFrameElement && win.HTMLFrameElement.prototype].forEach(function (proto) {
       var dw = proto && Object.getOwnPropertyDescriptor(proto, "contentWindow");
@@ -343,8 +435,7 @@
       win.open = function () {
         var args = Array.prototype.slice.call(arguments);
         if (args.length && args[0] !== undefined && args[0] !== null && String(args[0]) !== "") {
-          var j = judge(args[0]);
-          if (j.vendor) args[0] = j.url;
+          args[0] = mapUrl(args[0]);
         }
         var w = open.apply(this, args);
         try { install(w); } catch (e) { /* cross-origin */ }

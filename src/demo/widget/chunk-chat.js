@@ -1,0 +1,1 @@
+/* mock chunk */ window.parent.zEmbedChunk = "chat";
