@@ -12,28 +12,32 @@ use serde::Deserialize;
 
 use crate::rules::{RuleError, SourceFile};
 
-/// The whole file.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// The whole file. A missing key takes its value from [`Config::default`], so the
+/// empty file, `Config::default()` and the command line without `--config` agree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(default)]
     pub listen: ListenConfig,
     /// Absent: the built-in demo clinic origin.
-    #[serde(default)]
     pub upstream: Option<UpstreamConfig>,
-    #[serde(default)]
     pub admin: AdminConfig,
-    #[serde(default)]
     pub limits: Limits,
-    #[serde(default)]
     pub rewrite: RewriteConfig,
     /// Rules directory. Default `rules`.
-    #[serde(default = "default_rules")]
     pub rules: PathBuf,
 }
 
-fn default_rules() -> PathBuf {
-    PathBuf::from("rules")
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: ListenConfig::default(),
+            upstream: None,
+            admin: AdminConfig::default(),
+            limits: Limits::default(),
+            rewrite: RewriteConfig::default(),
+            rules: PathBuf::from("rules"),
+        }
+    }
 }
 
 /// `[listen]`
@@ -88,6 +92,23 @@ pub struct UpstreamConfig {
     /// Longest wait for each write to the origin. Default 60 s.
     #[serde(default = "sixty")]
     pub write_timeout_seconds: u64,
+}
+
+impl UpstreamConfig {
+    /// An origin at `url` with every other key at the default the file would give
+    /// it (`--upstream` without an `[upstream]` section).
+    pub fn new(url: String) -> UpstreamConfig {
+        UpstreamConfig {
+            url,
+            host_header: None,
+            sni: None,
+            verify_cert: yes(),
+            ca_file: None,
+            connect_timeout_seconds: five(),
+            read_timeout_seconds: sixty(),
+            write_timeout_seconds: sixty(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -291,6 +312,20 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.limits.max_request_headers, 100);
         assert!(cfg.upstream.is_some());
+    }
+
+    #[test]
+    fn the_default_config_is_the_empty_file() {
+        let parsed: Config = toml::from_str("").unwrap();
+        assert_eq!(Config::default().rules, PathBuf::from("rules"));
+        assert_eq!(format!("{:?}", Config::default()), format!("{parsed:?}"));
+    }
+
+    #[test]
+    fn an_upstream_url_alone_gets_the_files_defaults() {
+        let parsed: Config = toml::from_str("[upstream]\nurl = \"http://origin.example\"\n").unwrap();
+        let flag = UpstreamConfig::new("http://origin.example".into());
+        assert_eq!(format!("{:?}", parsed.upstream), format!("{:?}", Some(flag)));
     }
 
     #[test]

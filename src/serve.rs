@@ -30,9 +30,6 @@ pub fn effective_config(o: &Overrides) -> Result<Config, String> {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    if cfg.rules.as_os_str().is_empty() {
-        cfg.rules = PathBuf::from("rules");
-    }
     if let Some(l) = o.listen {
         cfg.listen.address = l;
     }
@@ -43,18 +40,10 @@ pub fn effective_config(o: &Overrides) -> Result<Config, String> {
         cfg.rules = r.clone();
     }
     if let Some(u) = &o.upstream {
-        let mut up = cfg.upstream.take().unwrap_or(UpstreamConfig {
-            url: String::new(),
-            host_header: None,
-            sni: None,
-            verify_cert: true,
-            ca_file: None,
-            connect_timeout_seconds: 5,
-            read_timeout_seconds: 60,
-            write_timeout_seconds: 60,
-        });
-        up.url = u.clone();
-        cfg.upstream = Some(up);
+        match &mut cfg.upstream {
+            Some(up) => up.url = u.clone(),
+            None => cfg.upstream = Some(UpstreamConfig::new(u.clone())),
+        }
     }
     cfg.validate()?;
     Ok(cfg)
