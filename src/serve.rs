@@ -189,16 +189,6 @@ fn admin_response(shared: &Shared, req: &Request) -> Response {
     resp
 }
 
-/// Waits for the next delivery of a signal; never returns if it could not be installed.
-pub async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
-    match signal.as_mut() {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending::<()>().await,
-    }
-}
-
 /// Runs until SIGTERM/SIGINT, printing where to look.
 pub fn main(o: Overrides) -> std::process::ExitCode {
     crate::telemetry::init();
@@ -245,7 +235,7 @@ pub fn main(o: Overrides) -> std::process::ExitCode {
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
-            _ = next_signal(&mut term) => {}
+            _ = crate::reload::next_signal(&mut term) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("shutting down: draining in-flight requests");
