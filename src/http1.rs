@@ -85,8 +85,7 @@ where
     let handler = Arc::new(handler);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+            (stream, _) = crate::proxy::server::accept_with_backoff(|| listener.accept()) => {
                 let handler = handler.clone();
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(30), handle(stream, handler.as_ref())).await;
