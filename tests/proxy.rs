@@ -108,7 +108,16 @@ async fn start(origin: TestServer, tweak: impl FnOnce(&mut Config)) -> Env {
 }
 
 async fn start_full(origin: TestServer, sink: TestServer, grace: Duration, tweak: impl FnOnce(&mut Config)) -> Env {
-    let rules = repo().join("rules");
+    start_with_rules(repo().join("rules"), origin, sink, grace, tweak).await
+}
+
+async fn start_with_rules(
+    rules: PathBuf,
+    origin: TestServer,
+    sink: TestServer,
+    grace: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Env {
     let mut config = Config { rules: rules.clone(), ..Config::default() };
     tweak(&mut config);
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
@@ -500,6 +509,49 @@ async fn oversized_inline_script_mid_stream_aborts_the_response() {
     assert!(!r.complete, "rewriting failed but the response was terminated: {:?}", String::from_utf8_lossy(&raw));
     assert!(!contains(&raw, "raw_inline"), "the unrewritten script leaked");
     assert!(!contains(&raw, "after the script"), "content after the failure leaked");
+}
+
+/// The value of one sample in a Prometheus exposition, 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mid_stream_inline_overflow_is_counted_as_inline_too_large() {
+    let mut body = b"<!doctype html><html><body><p>first part</p><script>".to_vec();
+    body.extend(b"var raw_inline = 1;\n".repeat(400));
+    body.extend_from_slice(b"</script><p>after the script</p></body></html>");
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &body, 512)).await;
+    let env = start(origin, |c| c.rewrite.max_inline_bytes = 1024).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    assert!(!contains(&raw, "raw_inline"), "the unrewritten script leaked");
+    let text = scrape(env.admin).await;
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="inline_too_large"}"#), 1.0, "{text}");
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="handler"}"#), 0.0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_gzip_mid_stream_aborts_and_is_counted_as_content_decoding() {
+    let mut body = gzip(&page());
+    // Past the gzip header and the first deflate blocks: the damage shows mid-stream.
+    let at = body.len() / 2;
+    for b in &mut body[at..at + 64] {
+        *b ^= 0x5a;
+    }
+    let origin = TestServer::fixed(chunked_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("content-encoding", "gzip")],
+        &body,
+        1024,
+    ))
+    .await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    let r = parse_response(&raw, false);
+    assert!(!r.complete || r.status == 502, "a corrupt body produced a complete response: {}", r.summary());
+    let text = scrape(env.admin).await;
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="content_decoding"}"#), 1.0, "{text}");
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="handler"}"#), 0.0, "{text}");
 }
 
 fn utf16le(text: &str, bom: bool) -> Vec<u8> {

@@ -223,22 +223,20 @@ impl HtmlPipeline {
         let stream = &mut self.stream;
         let decoder = self.decoder.as_mut().ok_or(RewriteError::Poisoned)?;
         metrics.bytes_rewritten.inc_by(chunk.len() as u64);
-        decoder
-            .decode(chunk, &mut |piece| {
-                rewritten.extend(stream.write(piece).map_err(|e| e.to_string())?);
-                Ok(())
-            })
-            .map_err(RewriteError::Handler)?;
+        decoder.decode(chunk, &mut |piece| {
+            rewritten.extend(stream.write(piece)?);
+            Ok::<(), RewriteError>(())
+        })?;
         if end {
-            let rest = self.decoder.take().ok_or(RewriteError::Poisoned)?.finish().map_err(RewriteError::Handler)?;
+            let rest = self.decoder.take().ok_or(RewriteError::Poisoned)?.finish()?;
             rewritten.extend(stream.write(&rest)?);
             rewritten.extend(stream.end()?);
         }
         let encoder = self.encoder.as_mut().ok_or(RewriteError::Poisoned)?;
-        let mut out = encoder.encode(rewritten).map_err(|e| RewriteError::Handler(e.to_string()))?;
+        let mut out = encoder.encode(rewritten)?;
         if end {
             let enc = self.encoder.take().ok_or(RewriteError::Poisoned)?;
-            out.extend(enc.finish().map_err(|e| RewriteError::Handler(e.to_string()))?);
+            out.extend(enc.finish()?);
         }
         Ok(out)
     }

@@ -58,6 +58,12 @@ pub enum RewriteError {
     InlineTooLarge(usize),
     #[error("element nested inside text held for a decision")]
     NestedCapture,
+    /// The origin's body could not be decoded (corrupt or truncated gzip, deflate, br).
+    #[error("{0}")]
+    ContentDecoding(String),
+    /// The rewritten body could not be encoded for the client.
+    #[error("{0}")]
+    ContentEncoding(String),
     #[error("handler error: {0}")]
     Handler(String),
     #[error("the rewriter already failed")]
@@ -73,6 +79,8 @@ impl RewriteError {
             RewriteError::ParsingAmbiguity => "parsing_ambiguity",
             RewriteError::InlineTooLarge(_) => "inline_too_large",
             RewriteError::NestedCapture => "nested_capture",
+            RewriteError::ContentDecoding(_) => "content_decoding",
+            RewriteError::ContentEncoding(_) => "content_encoding",
             RewriteError::Handler(_) => "handler",
             RewriteError::Poisoned => "poisoned",
         }
