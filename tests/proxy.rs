@@ -111,6 +111,20 @@ async fn start_full(origin: TestServer, sink: TestServer, grace: Duration, tweak
     start_with_rules(repo().join("rules"), origin, sink, grace, tweak).await
 }
 
+/// A copy of the shipped rules with `site.toml` edited by `edit`.
+fn edited_rules(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = repo().join("rules");
+    std::fs::create_dir_all(dir.path().join("vendors")).unwrap();
+    let site = std::fs::read_to_string(from.join("site.toml")).unwrap();
+    std::fs::write(dir.path().join("site.toml"), edit(site)).unwrap();
+    for e in std::fs::read_dir(from.join("vendors")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("vendors").join(e.file_name())).unwrap();
+    }
+    dir
+}
+
 async fn start_with_rules(
     rules: PathBuf,
     origin: TestServer,
@@ -737,6 +751,78 @@ async fn site_cookies_reach_the_origin_unchanged() {
     assert_eq!(r.status, 200);
     let seen = env.origin.requests();
     assert_eq!(seen[0].header("cookie"), Some(cookie), "{:?}", seen[0].headers);
+}
+
+// ---------------------------------------------------------------------------
+// Response headers that load things (Link, Refresh)
+// ---------------------------------------------------------------------------
+
+const LINK_HEADER: &str = "<https://static.zdassets.com/ekr/snippet.js>; rel=preload; as=script, \
+    <https://connect.facebook.net/en_US/fbevents.js>; rel=preload; as=script, </app.css>; rel=preload; as=style";
+
+async fn link_origin() -> TestServer {
+    TestServer::fixed(cl_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("link", LINK_HEADER), ("refresh", "5; url=https://www.facebook.com/tr?id=1")],
+        b"<html><body>ok</body></html>",
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_headers_follow_the_visitors_consent_and_removals_are_counted() {
+    let env = start(link_origin().await, |_| {}).await;
+    // The visitor withdrew `support` (granted by default): Zendesk may not load.
+    let r = get(env.proxy, "/", &["Accept: text/html", "Cookie: tw_consent=essential"]).await;
+    assert_eq!(r.status, 200);
+    let link = r.header("link").unwrap_or_default();
+    assert_eq!(link, "</app.css>; rel=preload; as=style", "{:?}", r.headers);
+    assert!(!r.has_header("refresh"), "{:?}", r.headers);
+    let text = scrape(env.admin).await;
+    let removed = |vendor: &str, category: &str, construct: &str, reason: &str| {
+        sample(
+            &text,
+            &format!(
+                r#"tagwarden_elements_removed_total{{category="{category}",construct="{construct}",reason="{reason}",vendor="{vendor}"}}"#
+            ),
+        )
+    };
+    assert_eq!(removed("zendesk", "support", "link", "no_consent"), 1.0, "{text}");
+    assert_eq!(removed("meta_pixel", "advertising", "link", "not_allowed_on_route"), 1.0, "{text}");
+    assert_eq!(removed("meta_pixel", "advertising", "meta_refresh", "not_allowed_on_route"), 1.0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_headers_to_allowed_vendors_are_rewritten_first_party() {
+    let env = start(link_origin().await, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_eq!(
+        r.header("link"),
+        Some(
+            "</_tw/zendesk/static.zdassets.com/ekr/snippet.js>; rel=preload; as=script, </app.css>; rel=preload; as=style"
+        ),
+        "{:?}",
+        r.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_mode_leaves_response_headers_unchanged_and_records_decisions() {
+    let rules = edited_rules(|site| site.replace("mode = \"enforce\"", "mode = \"report\""));
+    let origin = link_origin().await;
+    let env =
+        start_with_rules(rules.path().to_path_buf(), origin, default_sink().await, Duration::from_secs(10), |_| {})
+            .await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("link"), Some(LINK_HEADER), "{:?}", r.headers);
+    assert_eq!(r.header("refresh"), Some("5; url=https://www.facebook.com/tr?id=1"), "{:?}", r.headers);
+    assert!(r.has_header("content-security-policy-report-only"), "{:?}", r.headers);
+    let text = scrape(env.admin).await;
+    assert!(
+        text.contains(r#"construct="link",reason="not_allowed_on_route",vendor="meta_pixel"} 1"#),
+        "report mode still records what it would remove: {text}"
+    );
 }
 
 // ---------------------------------------------------------------------------

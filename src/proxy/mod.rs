@@ -439,11 +439,13 @@ impl Warden {
             max_inline_bytes: self.shared.config.rewrite.max_inline_bytes,
         };
         let charset = ct.as_deref().and_then(charset_of);
-        let stream = match HtmlStream::new(policy.clone(), page, opts, charset.as_deref()) {
+        let stream = match HtmlStream::new(policy.clone(), page.clone(), opts, charset.as_deref()) {
             Ok(s) => s,
             Err(e) => return Err(refuse(e.kind())),
         };
-        links::filter_headers(&policy, &page_url, resp);
+        for f in links::filter_headers(&policy, &page, resp) {
+            metrics.record_finding(&f);
+        }
         if let Some((value, endpoints)) = csp_header {
             // Added beside any policy of the origin's: browsers enforce every policy sent.
             resp.append_header(crate::csp::header_name(mode), value)?;
