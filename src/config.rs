@@ -23,6 +23,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: Limits,
     pub rewrite: RewriteConfig,
+    pub vendors: VendorsConfig,
     /// Rules directory. Default `rules`.
     pub rules: PathBuf,
 }
@@ -35,6 +36,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             limits: Limits::default(),
             rewrite: RewriteConfig::default(),
+            vendors: VendorsConfig::default(),
             rules: PathBuf::from("rules"),
         }
     }
@@ -119,6 +121,37 @@ fn five() -> u64 {
 }
 fn sixty() -> u64 {
     60
+}
+
+/// `[vendors]`: connections of the first-party vendor path, kept apart from the
+/// origin's so a slow vendor is cut off on its own budget (a widget asset is not
+/// worth the minute an origin page may take).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorsConfig {
+    /// TCP + TLS connect timeout to a vendor host. Default 5 s.
+    #[serde(default = "five")]
+    pub connect_timeout_seconds: u64,
+    /// Longest wait for each read from a vendor (headers or body). Default 15 s.
+    #[serde(default = "fifteen")]
+    pub read_timeout_seconds: u64,
+    /// Longest wait for each write to a vendor. Default 15 s.
+    #[serde(default = "fifteen")]
+    pub write_timeout_seconds: u64,
+}
+
+fn fifteen() -> u64 {
+    15
+}
+
+impl Default for VendorsConfig {
+    fn default() -> Self {
+        VendorsConfig {
+            connect_timeout_seconds: five(),
+            read_timeout_seconds: fifteen(),
+            write_timeout_seconds: fifteen(),
+        }
+    }
 }
 
 /// `[admin]`

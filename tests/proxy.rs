@@ -912,6 +912,24 @@ async fn vendor_path_for_a_vendor_allowed_on_no_route_is_404() {
 
 /// An origin that sends its page only after `release` is notified; `arrived` is
 /// notified when a request has been received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_vendor_is_cut_off_on_the_vendor_read_timeout_not_the_origins() {
+    let silent = TestServer::start(|_req, mut sock| async move {
+        // Read the request, answer nothing, keep the connection open.
+        let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut [0u8; 1]).await;
+    })
+    .await;
+    let origin = html_origin(None, page()).await;
+    // The origin may take 30 s per read (Origin::plain); vendors get 1 s.
+    let env = start_full(origin, silent, Duration::from_secs(10), |c| c.vendors.read_timeout_seconds = 1).await;
+    let r = tokio::time::timeout(Duration::from_secs(10), get(env.proxy, VENDOR_PATH, &VISITOR))
+        .await
+        .expect("the vendor request waited on the origin's read timeout");
+    assert_eq!(r.status, 504, "{}", r.summary());
+    let text = scrape(env.admin).await;
+    assert!(text.contains(r#"first_party_requests_total{outcome="upstream_error",vendor="zendesk"} 1"#), "{text}");
+}
+
 async fn held_origin(arrived: Arc<Notify>, release: Arc<Notify>) -> TestServer {
     TestServer::start(move |_req, sock| {
         let (arrived, release) = (arrived.clone(), release.clone());

@@ -635,6 +635,15 @@ impl ProxyHttp for Warden {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
         let origin = &self.shared.origin;
+        let vendors = &self.shared.config.vendors;
+        let (connect, read, write) = match &ctx.target {
+            Target::Origin => (origin.connect_timeout, origin.read_timeout, origin.write_timeout),
+            Target::Vendor { .. } => (
+                Duration::from_secs(vendors.connect_timeout_seconds),
+                Duration::from_secs(vendors.read_timeout_seconds),
+                Duration::from_secs(vendors.write_timeout_seconds),
+            ),
+        };
         let mut peer = match &ctx.target {
             Target::Origin => {
                 let mut p = HttpPeer::new(origin.addr, origin.tls, origin.sni.clone());
@@ -658,10 +667,10 @@ impl ProxyHttp for Warden {
                 HttpPeer::new(addr, self.shared.vendor_tls, host.clone())
             }
         };
-        peer.options.connection_timeout = Some(origin.connect_timeout);
-        peer.options.total_connection_timeout = Some(origin.connect_timeout * 2);
-        peer.options.read_timeout = Some(origin.read_timeout);
-        peer.options.write_timeout = Some(origin.write_timeout);
+        peer.options.connection_timeout = Some(connect);
+        peer.options.total_connection_timeout = Some(connect * 2);
+        peer.options.read_timeout = Some(read);
+        peer.options.write_timeout = Some(write);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Ok(Box::new(peer))
     }
