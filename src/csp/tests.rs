@@ -131,19 +131,6 @@ fn fresh_nonces_are_random_base64() {
 }
 
 #[test]
-fn host_sources_reject_keywords_and_injection() {
-    for ok in ["https://api.example.org", "*.cdn.example", "cdn.example:8443", "wss://rt.example/path/"] {
-        assert!(valid_host_source(ok), "{ok}");
-    }
-    for bad in ["'unsafe-inline'", "*", "https://a.example; script-src *", "data:", "a b", "javascript://x", "https://"]
-    {
-        assert!(!valid_host_source(bad), "{bad}");
-    }
-    assert!(valid_hash_source("sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="));
-    assert!(!valid_hash_source("sha256-short"));
-}
-
-#[test]
 fn both_report_formats_parse_and_queries_are_dropped() {
     let legacy = br#"{"csp-report":{"document-uri":"https://c.example/p?ssn=1","violated-directive":"img-src","effective-directive":"img-src","blocked-uri":"https://www.facebook.com/tr?id=1&cd[condition]=diabetes"}}"#;
     let v = parse_reports(legacy, 8);

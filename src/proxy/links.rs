@@ -7,8 +7,8 @@
 
 use pingora::http::ResponseHeader;
 
+use crate::policy::Mode;
 use crate::policy::{Construct, Decision, Finding, PageContext, Policy};
-use crate::rules::schema::Mode;
 
 /// Splits a `Link` header value into entries (commas inside `<…>` or quotes do not split).
 fn split_links(value: &str) -> Vec<&str> {

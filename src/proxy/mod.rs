@@ -29,9 +29,9 @@ use pingora::{Error, ErrorType};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::policy::Mode;
 use crate::policy::{Policy, VendorIdx};
 use crate::rewrite::{HtmlStream, RewriteError, RewriteOptions, lock};
-use crate::rules::schema::Mode;
 use codec::{Decoder, Encoder};
 
 /// Where requests go.
@@ -423,7 +423,7 @@ impl Warden {
             .map(|n| (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
         let refuse = |kind: &'static str| {
             metrics.rewrite_errors.with_label_values(&[kind]).inc();
-            metrics.html_documents.with_label_values(&[mode_label(mode), "refused"]).inc();
+            metrics.html_documents.with_label_values(&[mode.as_str(), "refused"]).inc();
             Error::explain(ErrorType::HTTPStatus(502), "HTML response cannot be rewritten")
         };
         if resp.status.as_u16() == 206 {
@@ -485,13 +485,6 @@ impl Warden {
             failed: false,
         }));
         Ok(())
-    }
-}
-
-fn mode_label(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Enforce => "enforce",
-        Mode::Report => "report",
     }
 }
 
@@ -811,7 +804,7 @@ impl ProxyHttp for Warden {
                 (Mode::Report, false) => "passed",
                 (Mode::Report, true) => "aborted",
             };
-            metrics.html_documents.with_label_values(&[mode_label(p.mode), outcome]).inc();
+            metrics.html_documents.with_label_values(&[p.mode.as_str(), outcome]).inc();
         }
         Ok(None)
     }

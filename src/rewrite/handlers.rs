@@ -13,8 +13,8 @@ use url::Url;
 
 use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
 use super::{Engine, RewriteError, RewriteOptions, css, lock};
+use crate::policy::Mode;
 use crate::policy::{Construct, Decision, Finding, PageContext, Policy, Reason};
-use crate::rules::schema::Mode;
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 /// Deepest nesting of fragment rewrites (noscript content, srcdoc documents).

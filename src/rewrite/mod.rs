@@ -24,8 +24,8 @@ use lol_html::errors::RewritingError;
 use lol_html::send::{HtmlRewriter, Settings};
 use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink};
 
+use crate::policy::Mode;
 use crate::policy::{Finding, PageContext, Policy};
-use crate::rules::schema::Mode;
 use handlers::State;
 
 /// Bounds for one document.

@@ -5,6 +5,7 @@
 //! [`crate::policy::Policy`] or every error found, so a reload can keep the last
 //! good rules on any mistake.
 
+mod compile;
 pub mod schema;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::policy::Policy;
+pub use compile::{compile, valid_hash_source, valid_host_source};
 use schema::{SiteFile, VendorFile};
 
 /// One mistake in a rule file, located.
@@ -163,11 +165,11 @@ pub struct RuleSources {
 /// Reads and validates `dir/site.toml` and `dir/vendors/*.toml` into a [`Policy`].
 pub fn load_dir(dir: &Path) -> Result<Policy, RuleErrors> {
     let sources = read_dir(dir)?;
-    Policy::compile(&sources)
+    compile(&sources)
 }
 
 /// Reads and parses the files (syntax and unknown keys); semantic checks happen in
-/// [`Policy::compile`].
+/// [`compile`].
 pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
     let mut errors = Vec::new();
     let site_path = dir.join("site.toml");
