@@ -2,19 +2,22 @@
 //! on tag and namespace) and one text handler for the elements whose text is
 //! held back for a decision (`script`, `style`, `noscript`).
 
-use std::borrow::Cow;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
-use lol_html::html_content::{ContentType, EndTag, TextChunk};
+use lol_html::html_content::TextChunk;
 use lol_html::send::{Element, Settings};
 use lol_html::{HandlerResult, element, text};
 use url::Url;
 
+mod capture;
+mod tags;
+
 use super::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
-use super::{Engine, RewriteError, RewriteOptions, css, lock};
+use super::{RewriteOptions, css, lock};
 use crate::policy::Mode;
 use crate::policy::{Construct, Decision, Finding, PageContext, Policy, Reason};
+use capture::{Capture, CaptureKind};
+use tags::{animates_href, inline_handler_finding, is_javascript_url, is_speculation_rules, link_loads, set_attr};
 
 const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
 /// Deepest nesting of fragment rewrites (noscript content, srcdoc documents).
@@ -25,26 +28,6 @@ const MAX_FRAGMENT_DEPTH: u8 = 3;
 enum OnRemove {
     Attribute,
     Element,
-}
-
-enum CaptureKind {
-    /// An inline script; its start tag (serialised) is held back with its text.
-    Script {
-        start_tag: String,
-        svg: bool,
-        /// `type=speculationrules`: JSON listing URLs to prefetch, not code.
-        speculation: bool,
-    },
-    Style {
-        svg: bool,
-    },
-    Noscript,
-}
-
-struct Capture {
-    id: u64,
-    kind: CaptureKind,
-    text: String,
 }
 
 /// Per-document rewriting state shared by the handlers.
@@ -552,266 +535,6 @@ impl State {
             }
         }
     }
-
-    fn srcdoc(&mut self, el: &mut Element<'_, '_>) {
-        let Some(raw) = el.get_attribute("srcdoc") else {
-            return;
-        };
-        let doc = decode_attr(&raw).into_owned();
-        match self.rewrite_fragment(&doc) {
-            Some(clean) => {
-                if self.enforce && clean != doc {
-                    set_attr(el, "srcdoc", &clean);
-                }
-            }
-            None => {
-                self.record(Some(Finding::unattributed(Construct::Srcdoc, Reason::Unparseable, String::new())));
-                if self.enforce {
-                    el.remove_attribute("srcdoc");
-                }
-            }
-        }
-    }
-
-    /// Rewrites an HTML fragment (noscript content, a srcdoc document) with the
-    /// same policy and base. `None` when it cannot be proven to end outside any
-    /// tag, comment or raw-text element, or fails to rewrite.
-    fn rewrite_fragment(&mut self, fragment: &str) -> Option<String> {
-        if self.depth + 1 >= MAX_FRAGMENT_DEPTH {
-            return None;
-        }
-        let sentinel =
-            format!("tagwarden-end-{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish());
-        let mut state = State::new(self.policy.clone(), self.page.clone(), self.opts, self.depth + 1);
-        state.base = self.base.clone();
-        state.base_fixed = true;
-        state.enforce = true;
-        state.sentinel = Some(sentinel.clone());
-        let engine = Engine::new(state, lol_html::AsciiCompatibleEncoding::utf_8(), false);
-        let Engine { mut rewriter, out, state } = engine;
-        let ok = rewriter.write(fragment.as_bytes()).is_ok()
-            && rewriter.write(format!("<{sentinel}>").as_bytes()).is_ok()
-            && rewriter.end().is_ok();
-        let mut inner = lock(&state);
-        self.findings.append(&mut inner.findings);
-        if !ok || !inner.sentinel_seen {
-            return None;
-        }
-        let bytes = std::mem::take(&mut *lock(&out.0));
-        String::from_utf8(bytes).ok()
-    }
-
-    fn start_capture(
-        &mut self,
-        el: &mut Element<'_, '_>,
-        mut kind: CaptureKind,
-        shared: &Arc<Mutex<State>>,
-    ) -> HandlerResult {
-        if let CaptureKind::Script { start_tag, .. } = &mut kind {
-            *start_tag = serialize_start_tag(el);
-            if self.enforce {
-                // Re-emitted with the text once the script is decided.
-                el.start_tag().remove();
-            }
-        }
-        let Some(end_handlers) = el.end_tag_handlers() else {
-            return Ok(());
-        };
-        let id = self.next_capture_id;
-        self.next_capture_id += 1;
-        self.capture = Some(Capture { id, kind, text: String::new() });
-        let shared = shared.clone();
-        end_handlers.push(Box::new(move |end: &mut EndTag<'_>| lock(&shared).end_capture(id, end)));
-        Ok(())
-    }
-
-    fn on_text(&mut self, chunk: &mut TextChunk<'_>) -> HandlerResult {
-        let Some(cap) = &mut self.capture else {
-            return Ok(());
-        };
-        if cap.text.len() + chunk.as_str().len() > self.opts.max_inline_bytes {
-            let limit = self.opts.max_inline_bytes;
-            self.capture = None;
-            if self.enforce {
-                return Err(Box::new(RewriteError::InlineTooLarge(limit)));
-            }
-            return Ok(());
-        }
-        cap.text.push_str(chunk.as_str());
-        if self.enforce {
-            chunk.remove();
-        }
-        Ok(())
-    }
-
-    fn end_capture(&mut self, id: u64, end: &mut EndTag<'_>) -> HandlerResult {
-        if let Some(pos) = self.abandoned.iter().position(|a| *a == id) {
-            self.abandoned.swap_remove(pos);
-            if self.enforce {
-                end.remove();
-            }
-            return Ok(());
-        }
-        let Some(cap) = self.capture.take_if(|c| c.id == id) else {
-            return Ok(());
-        };
-        match cap.kind {
-            CaptureKind::Script { start_tag, svg, speculation } => {
-                // In SVG, script text is parsed with character references decoded.
-                let code: Cow<'_, str> = if svg { htmlize::unescape(&cap.text) } else { Cow::Borrowed(&cap.text) };
-                let keep = if speculation {
-                    self.speculation_rules_first_party(&code)
-                } else {
-                    match self.policy.decide_inline(&self.page, Construct::InlineScript, &code) {
-                        None => true,
-                        Some((keep, findings)) => {
-                            self.findings.extend(findings);
-                            keep
-                        }
-                    }
-                };
-                if self.enforce {
-                    if keep {
-                        end.before(&format!("{start_tag}{}", cap.text), ContentType::Html);
-                    } else {
-                        end.remove();
-                    }
-                }
-            }
-            CaptureKind::Style { svg } => {
-                if !self.enforce {
-                    let _ = self.rewrite_css(&cap.text, Construct::StyleBlock);
-                    return Ok(());
-                }
-                let out = if svg {
-                    let decoded = htmlize::unescape(&cap.text).into_owned();
-                    self.rewrite_css(&decoded, Construct::StyleBlock).map(|css| htmlize::escape_text(css).into_owned())
-                } else {
-                    self.rewrite_css(&cap.text, Construct::StyleBlock)
-                };
-                end.before(out.as_deref().unwrap_or(&cap.text), ContentType::Html);
-            }
-            CaptureKind::Noscript => {
-                let clean = self.rewrite_fragment(&cap.text);
-                if clean.is_none() {
-                    self.record(Some(Finding::unattributed(Construct::Noscript, Reason::Unparseable, String::new())));
-                }
-                if self.enforce
-                    && let Some(clean) = clean
-                {
-                    end.before(&clean, ContentType::Html);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Sets an attribute to an already-decoded value, replacing every duplicate.
-fn set_attr(el: &mut Element<'_, '_>, name: &str, value: &str) {
-    el.remove_attribute(name);
-    // Names come from our own constants or the document, so they are valid.
-    let _ = el.set_attribute(name, &escape_attr(value));
-}
-
-/// `<tag a="v" …>` from the element's current attributes (values kept raw).
-fn serialize_start_tag(el: &Element<'_, '_>) -> String {
-    let mut s = format!("<{}", el.tag_name_preserve_case());
-    for a in el.attributes() {
-        s.push(' ');
-        s.push_str(&a.name_preserve_case());
-        s.push_str("=\"");
-        s.push_str(&a.value().replace('"', "&quot;"));
-        s.push('"');
-    }
-    s.push('>');
-    s
-}
-
-/// `javascript:` as a browser reads it (references decoded, whitespace and tab/newline ignored).
-fn is_javascript_url(raw: &str) -> bool {
-    let decoded = decode_attr(raw);
-    let cleaned: String = decoded
-        .trim_start_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .take(11)
-        .collect();
-    cleaned.to_ascii_lowercase().starts_with("javascript:")
-}
-
-fn inline_handler_finding() -> Finding {
-    Finding::unattributed(Construct::EventHandler, Reason::CspInline, String::new())
-}
-
-/// `<script type=speculationrules>`.
-fn is_speculation_rules(el: &Element<'_, '_>) -> bool {
-    el.get_attribute("type").is_some_and(|t| decode_attr(&t).trim().eq_ignore_ascii_case("speculationrules"))
-}
-
-/// An SVG animation element whose target attribute is `href` / `xlink:href`.
-fn animates_href(el: &Element<'_, '_>) -> bool {
-    el.get_attribute("attributename").is_some_and(|n| decode_attr(&n).trim().to_ascii_lowercase().ends_with("href"))
-}
-
-/// Whether a `<link>` makes the browser fetch or connect: any rel other than
-/// purely navigational/metadata ones does (preconnect and dns-prefetch leak the host).
-fn link_loads(el: &Element<'_, '_>) -> bool {
-    const NAVIGATIONAL: &[&str] = &[
-        "alternate",
-        "author",
-        "bookmark",
-        "canonical",
-        "external",
-        "help",
-        "license",
-        "next",
-        "nofollow",
-        "noopener",
-        "noreferrer",
-        "prev",
-        "search",
-        "shortlink",
-        "tag",
-        "amphtml",
-        "me",
-        "pingback",
-        "edituri",
-        "wlwmanifest",
-        "home",
-        "index",
-        "profile",
-        "privacy-policy",
-        "terms-of-service",
-        "hub",
-        "self",
-        "related",
-        "opener",
-        "payment",
-        "webmention",
-        "openid.server",
-        "openid.delegate",
-        "openid2.provider",
-        "openid2.local_id",
-        "up",
-        "first",
-        "last",
-        "contents",
-        "chapter",
-        "section",
-        "subsection",
-        "appendix",
-        "glossary",
-        "copyright",
-        "start",
-        "top",
-        "archives",
-    ];
-    let Some(rel) = el.get_attribute("rel") else {
-        return false;
-    };
-    let rel = decode_attr(&rel).to_ascii_lowercase();
-    rel.split_ascii_whitespace().any(|t| !NAVIGATIONAL.contains(&t))
 }
 
 /// Registers the handlers on `settings`.
