@@ -87,7 +87,7 @@ pub fn policy_for(policy: &Policy, page: &PageContext, nonce: &str) -> String {
     // First-party hosts beyond 'self'.
     let mut first_party = Vec::new();
     if policy.first_party.is_empty() {
-        if let Some(reg) = crate::policy::host::registrable_domain(page.first_party.page_host()) {
+        if let Some(reg) = page.first_party.registrable() {
             first_party.push(reg.to_string());
             first_party.push(format!("*.{reg}"));
         }
@@ -158,30 +158,6 @@ pub fn policy_for(policy: &Policy, page: &PageContext, nonce: &str) -> String {
 /// The `Reporting-Endpoints` value for a page (https pages only).
 pub fn reporting_endpoints(policy: &Policy, page: &PageContext) -> Option<String> {
     (page.page_url.scheme() == "https").then(|| format!("{REPORT_GROUP}=\"{}/csp-report\"", policy.prefix))
-}
-
-/// Effective page settings for CSP: the nonce to add to kept scripts and
-/// whether inline handlers are stripped. `origin_csp` are the origin's CSP
-/// header values. Returns the nonce to name in our policy.
-pub fn prepare_page(policy: &Policy, page: &mut PageContext, origin_csp: &[String]) -> Option<String> {
-    if !policy.csp_enabled {
-        return None;
-    }
-    let reused = origin_nonces(origin_csp.iter().map(String::as_str)).into_iter().next();
-    let nonce = match reused {
-        Some(n) => {
-            page.csp_nonce = None;
-            n
-        }
-        None => {
-            let n = new_nonce()?;
-            page.csp_nonce = Some(n.clone());
-            n
-        }
-    };
-    page.strip_inline_handlers =
-        page.mode == Mode::Enforce && page.route.is_none_or(|r| policy.routes[r].csp.unsafe_hashes.is_empty());
-    Some(nonce)
 }
 
 // === CSP violation reports ===

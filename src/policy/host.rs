@@ -94,6 +94,12 @@ impl FirstParty {
         &self.page_host
     }
 
+    /// The page host's registrable domain when the rules name no first-party
+    /// hosts (the site is that domain and its subdomains); `None` otherwise.
+    pub fn registrable(&self) -> Option<&str> {
+        self.registrable.as_deref()
+    }
+
     pub fn contains(&self, host: &str) -> bool {
         if host == self.page_host || self.patterns.iter().any(|p| p.matches(host)) {
             return true;

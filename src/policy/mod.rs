@@ -140,6 +140,19 @@ pub struct PageContext {
     pub strip_inline_handlers: bool,
 }
 
+/// How a response's scripts meet its CSP; decided before the page context is built.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScriptNonce {
+    /// No CSP is sent: no nonce attributes, inline handlers stay.
+    #[default]
+    NoCsp,
+    /// The CSP names the origin's own nonce: scripts the origin nonced satisfy
+    /// both policies, and no nonce attributes are added.
+    Origin,
+    /// The CSP names this fresh nonce: the rewriter adds it to every script it keeps.
+    Fresh(String),
+}
+
 /// The construct through which a page loads something. Closed set: a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Construct {
@@ -348,18 +361,35 @@ impl Policy {
         self.routes.iter().position(|r| r.matcher.is_match(path))
     }
 
-    /// Fixes what a page may load: first-party hosts, route, mode and consent.
+    /// Fixes what a page may load: first-party hosts, route, mode and consent,
+    /// for a page sent without a CSP (the CLI, tests).
     pub fn page(&self, page_url: &Url, consent: ConsentSet) -> PageContext {
+        self.page_with_csp(page_url, consent, ScriptNonce::NoCsp)
+    }
+
+    /// The page context of one response, built once with everything the
+    /// rewriter, the `Link`/`Refresh` filter and the CSP header read from it.
+    pub fn page_with_csp(&self, page_url: &Url, consent: ConsentSet, nonce: ScriptNonce) -> PageContext {
         let route = self.route_for(page_url.path());
         let mode = route.map_or(Mode::Enforce, |r| self.routes[r].mode);
+        // A strict CSP blocks inline handlers and `javascript:` URLs anyway: removing them
+        // keeps violation reports meaningful. A route that lists handler hashes keeps them,
+        // and report routes pass unchanged.
+        let strip_inline_handlers = nonce != ScriptNonce::NoCsp
+            && mode == Mode::Enforce
+            && route.is_none_or(|r| self.routes[r].csp.unsafe_hashes.is_empty());
+        let csp_nonce = match nonce {
+            ScriptNonce::Fresh(n) => Some(n),
+            ScriptNonce::NoCsp | ScriptNonce::Origin => None,
+        };
         PageContext {
             first_party: FirstParty::new(page_url.host_str().unwrap_or_default(), &self.first_party),
             page_url: page_url.clone(),
             route,
             mode,
             consent,
-            csp_nonce: None,
-            strip_inline_handlers: false,
+            csp_nonce,
+            strip_inline_handlers,
         }
     }
 

@@ -15,7 +15,7 @@ use pingora::{Error, ErrorType};
 use super::codec::{Decoder, Encoder};
 use super::{Ctx, Warden, links, status_error};
 use crate::metrics::Metrics;
-use crate::policy::Mode;
+use crate::policy::{Mode, Policy, ScriptNonce};
 use crate::rewrite::{HtmlStream, RewriteError, RewriteOptions, lock};
 
 /// decode → rewrite → encode for one HTML response.
@@ -88,6 +88,22 @@ pub fn charset_of(content_type: &str) -> Option<String> {
     })
 }
 
+/// The nonce this response's CSP names, and how the page's scripts meet it:
+/// the origin's own nonce when its CSP has one, else a fresh one. `None`: no CSP
+/// (disabled in the rules, or the OS has no randomness).
+fn script_nonce(policy: &Policy, origin_csp: &[String]) -> Option<(String, ScriptNonce)> {
+    if !policy.csp_enabled {
+        return None;
+    }
+    match crate::csp::origin_nonces(origin_csp.iter().map(String::as_str)).into_iter().next() {
+        Some(n) => Some((n, ScriptNonce::Origin)),
+        None => {
+            let n = crate::csp::new_nonce()?;
+            Some((n.clone(), ScriptNonce::Fresh(n)))
+        }
+    }
+}
+
 impl Warden {
     pub(super) fn start_html(
         &self,
@@ -104,8 +120,6 @@ impl Warden {
         let Some(page_url) = ctx.page_url.clone() else {
             return Err(status_error(400));
         };
-        let mut page = policy.page(&page_url, consent);
-        let mode = page.mode;
         let origin_csp: Vec<String> = resp
             .headers
             .get_all("content-security-policy")
@@ -113,9 +127,13 @@ impl Warden {
             .filter_map(|v| v.to_str().ok())
             .map(str::to_string)
             .collect();
-        let csp_nonce = crate::csp::prepare_page(&policy, &mut page, &origin_csp);
-        let csp_header = csp_nonce
-            .map(|n| (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page)));
+        let csp_nonce = script_nonce(&policy, &origin_csp);
+        let script_nonce = csp_nonce.as_ref().map_or(ScriptNonce::NoCsp, |(_, s)| s.clone());
+        let page = policy.page_with_csp(&page_url, consent, script_nonce);
+        let mode = page.mode;
+        let csp_header = csp_nonce.map(|(n, _)| {
+            (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page))
+        });
         let refuse = |kind: &'static str| {
             metrics.rewrite_errors.with_label_values(&[kind]).inc();
             metrics.html_documents.with_label_values(&[mode.as_str(), "refused"]).inc();
@@ -218,5 +236,28 @@ impl Warden {
             metrics.html_documents.with_label_values(&[p.mode.as_str(), outcome]).inc();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Policy {
+        crate::rules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap()
+    }
+
+    #[test]
+    fn an_origin_nonce_is_named_and_no_nonce_is_added() {
+        let origin = ["script-src 'self' 'nonce-abc123=='; object-src 'none'".to_string()];
+        assert_eq!(script_nonce(&shipped(), &origin), Some(("abc123==".to_string(), ScriptNonce::Origin)));
+    }
+
+    #[test]
+    fn without_an_origin_nonce_a_fresh_one_is_added() {
+        let Some((named, ScriptNonce::Fresh(added))) = script_nonce(&shipped(), &[]) else {
+            panic!("no fresh nonce");
+        };
+        assert_eq!(named, added);
     }
 }
