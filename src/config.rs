@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::{RuleError, SourceFile};
-
 /// The whole file. A missing key takes its value from [`Config::default`], so the
 /// empty file, `Config::default()` and the command line without `--config` agree.
 #[derive(Debug, Clone, Deserialize)]
@@ -252,34 +250,56 @@ impl Default for RewriteConfig {
     }
 }
 
+/// A server configuration that cannot be used: `tagwarden serve` prints it and
+/// exits non-zero, before binding anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or value the schema refuses (unknown keys included), located.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    /// A value the schema accepts but tagwarden cannot use; `key` is its key path.
+    #[error("{}{key}: {message}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Invalid { path: Option<PathBuf>, key: &'static str, message: String },
+}
+
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, RuleError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            let (line, column) = crate::rules::line_col(&text, e.span().unwrap_or(0..0).start);
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            ConfigError::Syntax { path: path.to_path_buf(), line, column, message }
         })?;
-        let source = SourceFile { path: path.to_path_buf(), text };
-        let cfg: Config = toml::from_str(&source.text).map_err(|e| {
-            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
-            source.error_at(e.span().unwrap_or(0..0), msg)
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, message, .. } => {
+                ConfigError::Invalid { path: Some(path.to_path_buf()), key, message }
+            }
+            other => other,
         })?;
-        cfg.validate().map_err(|m| source.error(m))?;
         Ok(cfg)
     }
 
     /// Checks values serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message| ConfigError::Invalid { path: None, key, message };
         if let Some(up) = &self.upstream {
-            let u = url::Url::parse(&up.url).map_err(|e| format!("upstream.url: {e}"))?;
+            let u = url::Url::parse(&up.url).map_err(|e| invalid("upstream.url", e.to_string()))?;
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(format!("upstream.url: `{}` must be http(s)://host[:port]", up.url));
+                return Err(invalid("upstream.url", format!("`{}` must be http(s)://host[:port]", up.url)));
             }
         }
         for p in &self.listen.trusted_proxies {
-            parse_cidr(p).ok_or_else(|| format!("listen.trusted_proxies: `{p}` is not an IP address or CIDR"))?;
+            parse_cidr(p)
+                .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;
         }
         Ok(())
     }
@@ -335,8 +355,9 @@ mod tests {
         let path = dir.join("bad.toml");
         std::fs::write(&path, "[listen]\naddress = \"127.0.0.1:1\"\n\n[limits]\nmax_headers = 5\n").unwrap();
         let err = Config::load(&path).unwrap_err();
-        assert_eq!((err.line, err.column), (5, 1), "{err}");
-        assert!(err.message.contains("max_headers"), "{err}");
+        let ConfigError::Syntax { line, column, message, .. } = &err else { panic!("{err}") };
+        assert_eq!((*line, *column), (5, 1), "{err}");
+        assert!(message.contains("max_headers"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use category::{Category, ConsentSet};
-pub use host::{FirstParty, HostPattern};
+pub use host::{FirstParty, HostPattern, HostPatternError};
 
 /// `enforce` rewrites pages; `report` leaves them unchanged but records every decision.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]

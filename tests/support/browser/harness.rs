@@ -158,8 +158,9 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
     let config = Config { rules: rules.to_path_buf(), ..Config::default() };
     let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).with_loopback_vendors(vendor_port));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let running =
-        start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None).await?;
+    let running = start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let front_l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("front: {e}"))?;
     let front = front_l.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(run_front(front_l, running.proxy_addr, tls_acceptor()?));
