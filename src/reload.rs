@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReloadResult};
 use crate::policy::Policy;
 use crate::rules;
 
@@ -25,12 +25,12 @@ pub fn reload_once(dir: &Path, policy: &ArcSwap<Policy>, metrics: &Metrics) -> b
             let version = p.version.clone();
             policy.store(Arc::new(p));
             metrics.set_rules(&version);
-            metrics.rules_reloads.with_label_values(&["ok"]).inc();
+            metrics.reload(ReloadResult::Ok);
             tracing::info!(%version, "rules reloaded");
             true
         }
         Err(errs) => {
-            metrics.rules_reloads.with_label_values(&["error"]).inc();
+            metrics.reload(ReloadResult::Error);
             // Rule files are ours, not visitor data: their locations are safe to log.
             let first = errs.0.first().map(ToString::to_string).unwrap_or_default();
             tracing::error!(errors = errs.0.len(), %first, "rules reload failed; keeping the last good rules");

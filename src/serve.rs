@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, UpstreamConfig};
 use crate::http1::{self, Request, Response};
+use crate::metrics::Listener;
 use crate::proxy::{Origin, Shared, Warden};
 use crate::rules::RuleErrors;
 
@@ -228,7 +229,7 @@ fn admin_response(shared: &Shared, req: &Request) -> Response {
         (_, "/metrics" | "/healthz" | "/readyz" | "/rules") => Response::text(405, "method not allowed\n"),
         _ => Response::text(404, "not found\n"),
     };
-    m.http_requests.with_label_values(&["admin", &resp.status.to_string()]).inc();
+    m.request(Listener::Admin, resp.status, None);
     resp
 }
 

@@ -10,6 +10,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::{Ctx, Warden, header_str, status_error};
+use crate::metrics::Rejection;
 
 /// Whether a raw HTTP/1 request head carries a `Content-Length` field.
 fn raw_head_has_content_length(head: &[u8]) -> bool {
@@ -33,7 +34,7 @@ impl Warden {
         let count = req.headers.len();
         let bytes: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
         if count > limits.max_request_headers || bytes > limits.max_request_header_bytes {
-            self.shared.metrics.requests_rejected.with_label_values(&["header_limits"]).inc();
+            self.shared.metrics.rejected(Rejection::HeaderLimits);
             return Err(status_error(431));
         }
         // Smuggling: a Transfer-Encoding other than exactly `chunked` is refused, and so is
@@ -47,23 +48,23 @@ impl Warden {
                 .as_http1()
                 .is_none_or(|h1| raw_head_has_content_length(&h1.get_headers_raw_bytes()));
             if !chunked_only || both {
-                self.shared.metrics.requests_rejected.with_label_values(&["smuggling"]).inc();
+                self.shared.metrics.rejected(Rejection::Smuggling);
                 return Err(status_error(400));
             }
         }
         if req.headers.get_all("content-length").iter().count() > 1 {
-            self.shared.metrics.requests_rejected.with_label_values(&["smuggling"]).inc();
+            self.shared.metrics.rejected(Rejection::Smuggling);
             return Err(status_error(400));
         }
         if let Some(len) = header_str(req, "content-length") {
             match len.trim().parse::<u64>() {
                 Ok(n) if n as usize > limits.max_request_body_bytes => {
-                    self.shared.metrics.requests_rejected.with_label_values(&["body_too_large"]).inc();
+                    self.shared.metrics.rejected(Rejection::BodyTooLarge);
                     return Err(status_error(413));
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    self.shared.metrics.requests_rejected.with_label_values(&["smuggling"]).inc();
+                    self.shared.metrics.rejected(Rejection::Smuggling);
                     return Err(status_error(400));
                 }
             }
@@ -75,7 +76,7 @@ impl Warden {
     pub(super) fn count_request_body(&self, body: &Option<Bytes>, ctx: &mut Ctx) -> pingora::Result<()> {
         ctx.request_body_bytes += body.as_ref().map_or(0, |b| b.len());
         if ctx.request_body_bytes > self.shared.config.limits.max_request_body_bytes {
-            self.shared.metrics.requests_rejected.with_label_values(&["body_too_large"]).inc();
+            self.shared.metrics.rejected(Rejection::BodyTooLarge);
             return Err(status_error(413));
         }
         Ok(())

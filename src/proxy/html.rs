@@ -14,7 +14,7 @@ use pingora::{Error, ErrorType};
 
 use super::codec::{Decoder, Encoder};
 use super::{Ctx, Warden, links, status_error};
-use crate::metrics::Metrics;
+use crate::metrics::{DocumentOutcome, Metrics, Rejection};
 use crate::policy::{Mode, Policy, ScriptNonce};
 use crate::rewrite::{HtmlStream, RewriteError, RewriteOptions, lock};
 
@@ -135,12 +135,12 @@ impl Warden {
             (crate::csp::policy_for(&policy, &page, &n), crate::csp::reporting_endpoints(&policy, &page))
         });
         let refuse = |kind: &'static str| {
-            metrics.rewrite_errors.with_label_values(&[kind]).inc();
-            metrics.html_documents.with_label_values(&[mode.as_str(), "refused"]).inc();
+            metrics.rewrite_error(kind);
+            metrics.document(mode, DocumentOutcome::Refused);
             Error::explain(ErrorType::HTTPStatus(502), "HTML response cannot be rewritten")
         };
         if resp.status.as_u16() == 206 {
-            metrics.requests_rejected.with_label_values(&["range_on_html"]).inc();
+            metrics.rejected(Rejection::RangeOnHtml);
             return Err(refuse("range_on_html"));
         }
         let ce = resp.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -217,8 +217,8 @@ impl Warden {
             Mode::Enforce => match p.feed(&input, end, metrics) {
                 Ok(out) => *body = Some(Bytes::from(out)),
                 Err(e) => {
-                    metrics.rewrite_errors.with_label_values(&[e.kind()]).inc();
-                    metrics.html_documents.with_label_values(&["enforce", "aborted"]).inc();
+                    metrics.rewrite_error(e.kind());
+                    metrics.document(Mode::Enforce, DocumentOutcome::Aborted);
                     tracing::warn!(kind = e.kind(), route = %ctx.route_label, "HTML rewriting failed; response aborted");
                     // Never the raw rest: before the first byte this is a 502 page, after it
                     // the connection closes without the final chunk.
@@ -229,11 +229,11 @@ impl Warden {
         if end {
             metrics.rewrite_duration.observe(p.cpu.as_secs_f64());
             let outcome = match (p.mode, p.failed) {
-                (Mode::Enforce, _) => "rewritten",
-                (Mode::Report, false) => "passed",
-                (Mode::Report, true) => "aborted",
+                (Mode::Enforce, _) => DocumentOutcome::Rewritten,
+                (Mode::Report, false) => DocumentOutcome::Passed,
+                (Mode::Report, true) => DocumentOutcome::Aborted,
             };
-            metrics.html_documents.with_label_values(&[p.mode.as_str(), outcome]).inc();
+            metrics.document(p.mode, outcome);
         }
         Ok(())
     }

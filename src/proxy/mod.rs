@@ -38,7 +38,7 @@ pub use html::{HtmlPipeline, charset_of, is_html};
 pub use report::{MAX_REPORT_BYTES, ReportLimiter};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{FirstPartyOutcome, Listener, Metrics};
 use crate::policy::{Policy, VendorIdx};
 
 /// Where requests go.
@@ -320,7 +320,7 @@ impl ProxyHttp for Warden {
             && code >= 500
         {
             let id = ctx.policy.vendor(vendor).id.clone();
-            self.shared.metrics.first_party_requests.with_label_values(&[&id, "upstream_error"]).inc();
+            self.shared.metrics.first_party(&id, FirstPartyOutcome::UpstreamError);
         }
         if code > 0 && session.response_written().is_none() {
             let body = error_page(code);
@@ -343,9 +343,8 @@ impl ProxyHttp for Warden {
         let metrics = &self.shared.metrics;
         metrics.inflight_requests.dec();
         let code = session.response_written().map_or(0, |r| r.status.as_u16());
-        metrics.http_requests.with_label_values(&["proxy", &code.to_string()]).inc();
         let elapsed = ctx.started.elapsed();
-        metrics.request_duration.with_label_values(&["proxy"]).observe(elapsed.as_secs_f64());
+        metrics.request(Listener::Proxy, code, Some(elapsed.as_secs_f64()));
         // The route glob, never the path or query: those can carry PHI.
         let method = session.req_header().method.as_str().to_string();
         match e {

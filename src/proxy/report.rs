@@ -9,6 +9,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::{Warden, header_str};
+use crate::metrics::{ReportOutcome, UNKNOWN_VENDOR};
 use crate::policy::Policy;
 use crate::rewrite::lock;
 
@@ -60,54 +61,54 @@ impl Warden {
         let type_ok = ct.starts_with("application/csp-report")
             || ct.starts_with("application/reports+json")
             || ct.starts_with("application/json");
-        let mut outcome = "counted";
+        let mut outcome = ReportOutcome::Counted;
         if !method_ok {
-            outcome = "rejected";
+            outcome = ReportOutcome::Rejected;
         } else if !type_ok {
-            outcome = "malformed";
+            outcome = ReportOutcome::Malformed;
         } else if !self.reports.allow() {
-            outcome = "rate_limited";
+            outcome = ReportOutcome::RateLimited;
         }
         let mut body = Vec::new();
-        if outcome == "counted" {
+        if outcome == ReportOutcome::Counted {
             loop {
                 match session.read_request_body().await {
                     Ok(Some(chunk)) => {
                         if body.len() + chunk.len() > MAX_REPORT_BYTES {
-                            outcome = "too_large";
+                            outcome = ReportOutcome::TooLarge;
                             break;
                         }
                         body.extend_from_slice(&chunk);
                     }
                     Ok(None) => break,
                     Err(_) => {
-                        outcome = "malformed";
+                        outcome = ReportOutcome::Malformed;
                         break;
                     }
                 }
             }
         }
-        if outcome == "counted" {
+        if outcome == ReportOutcome::Counted {
             let violations = crate::csp::parse_reports(&body, MAX_VIOLATIONS_PER_REPORT);
             if violations.is_empty() {
-                outcome = "malformed";
+                outcome = ReportOutcome::Malformed;
             }
             for v in violations {
                 let vendor = v.blocked.as_ref().and_then(|u| {
                     let host = crate::policy::host::normalize_host(u.host_str()?);
                     policy.vendor_for(&host, u.path()).map(|i| policy.vendor(i).id.clone())
                 });
-                let vendor = vendor.as_deref().unwrap_or("unknown");
-                metrics.csp_violations.with_label_values(&[v.directive, vendor]).inc();
+                let vendor = vendor.as_deref().unwrap_or(UNKNOWN_VENDOR);
+                metrics.csp_violation(v.directive, vendor);
                 let blocked = v.blocked.as_ref().map(url::Url::as_str).or(v.keyword).unwrap_or("");
                 tracing::info!(directive = v.directive, vendor, blocked, "CSP violation");
             }
         }
-        metrics.csp_reports.with_label_values(&[outcome]).inc();
+        metrics.csp_report(outcome);
         let status = if method_ok { 204 } else { 405 };
         let mut h = ResponseHeader::build(status, Some(2))?;
         h.insert_header("cache-control", "no-store")?;
-        if outcome != "counted" {
+        if outcome != ReportOutcome::Counted {
             session.set_keepalive(None);
         }
         session.write_response_header(Box::new(h), true).await?;

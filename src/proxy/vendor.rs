@@ -13,6 +13,7 @@ use pingora::{Error, ErrorType};
 
 use super::html::is_html;
 use super::{Ctx, Target, Warden, status_error};
+use crate::metrics::{FirstPartyOutcome, UNKNOWN_VENDOR};
 use crate::policy::{Policy, VendorIdx};
 
 impl Warden {
@@ -30,7 +31,7 @@ impl Warden {
         let target = match self.vendor_target(policy, path, query.as_deref()) {
             Ok(t) => t,
             Err((outcome, vendor)) => {
-                metrics.first_party_requests.with_label_values(&[&vendor, outcome]).inc();
+                metrics.first_party(&vendor, outcome);
                 return Err(status_error(404));
             }
         };
@@ -38,7 +39,7 @@ impl Warden {
         let v = policy.vendor(*vendor);
         let method = session.req_header().method.as_str().to_string();
         if !v.methods.contains(&method) {
-            metrics.first_party_requests.with_label_values(&[&v.id, "rejected"]).inc();
+            metrics.first_party(&v.id, FirstPartyOutcome::Rejected);
             return Err(status_error(405));
         }
         let consent = policy.consent_from_cookie_header(
@@ -46,7 +47,7 @@ impl Warden {
         );
         if !consent.grants(v.category) {
             // Nothing leaves: the browser gets an empty answer.
-            metrics.first_party_requests.with_label_values(&[&v.id, "no_consent"]).inc();
+            metrics.first_party(&v.id, FirstPartyOutcome::NoConsent);
             let mut h = ResponseHeader::build(204, None)?;
             h.insert_header("cache-control", "no-store")?;
             session.write_response_header(Box::new(h), true).await?;
@@ -62,22 +63,22 @@ impl Warden {
         policy: &Policy,
         path: &str,
         query: Option<&str>,
-    ) -> Result<Target, (&'static str, String)> {
+    ) -> Result<Target, (FirstPartyOutcome, String)> {
         let rest = path.strip_prefix(&policy.prefix).and_then(|r| r.strip_prefix('/')).unwrap_or_default();
         let mut parts = rest.splitn(3, '/');
         let vendor_id = parts.next().unwrap_or_default();
         let host = parts.next().unwrap_or_default().to_ascii_lowercase();
         let tail = parts.next().unwrap_or_default();
         let Some((idx, vendor)) = policy.vendor_by_id(vendor_id) else {
-            return Err(("rejected", "unknown".into()));
+            return Err((FirstPartyOutcome::Rejected, UNKNOWN_VENDOR.into()));
         };
         // No open relay: the host must be one the vendor's rule names, and a bare host (no port, no userinfo).
         if host.is_empty() || host.contains([':', '@']) || !vendor.owns_host(&host) {
-            return Err(("rejected", vendor.id.clone()));
+            return Err((FirstPartyOutcome::Rejected, vendor.id.clone()));
         }
         let allowed_somewhere = policy.routes.iter().any(|r| r.allow.contains(&idx));
         if !allowed_somewhere {
-            return Err(("rejected", vendor.id.clone()));
+            return Err((FirstPartyOutcome::Rejected, vendor.id.clone()));
         }
         let kept: Vec<&str> = query
             .unwrap_or_default()
@@ -148,7 +149,7 @@ impl Warden {
         if !cookies.is_empty() {
             up.insert_header("cookie", cookies.join("; "))?;
         }
-        self.shared.metrics.first_party_requests.with_label_values(&[&v.id, "forwarded"]).inc();
+        self.shared.metrics.first_party(&v.id, FirstPartyOutcome::Forwarded);
         Ok(())
     }
 }
