@@ -286,8 +286,8 @@ pub struct Finding {
     pub category: Option<Category>,
     pub construct: Construct,
     pub outcome: Outcome,
-    /// Host of the URL (empty for inline constructs); for `--explain` and the
-    /// inventory, never a metric label.
+    /// Host of the URL (empty for inline constructs); for `--explain` and logs,
+    /// never a metric label.
     pub host: String,
 }
 

@@ -191,7 +191,6 @@ pub struct HtmlStream {
     declared: Option<&'static Encoding>,
     phase: Phase,
     findings: Vec<Finding>,
-    report_error: Option<RewriteError>,
 }
 
 impl std::fmt::Debug for HtmlStream {
@@ -219,19 +218,7 @@ impl HtmlStream {
                 None => None,
             },
         };
-        Ok(HtmlStream {
-            policy,
-            page,
-            opts,
-            declared,
-            phase: Phase::Sniffing(Vec::new()),
-            findings: Vec::new(),
-            report_error: None,
-        })
-    }
-
-    pub fn mode(&self) -> Mode {
-        self.page.mode
+        Ok(HtmlStream { policy, page, opts, declared, phase: Phase::Sniffing(Vec::new()), findings: Vec::new() })
     }
 
     fn enforce(&self) -> bool {
@@ -244,11 +231,6 @@ impl HtmlStream {
             self.findings.append(&mut lock(&engine.state).findings);
         }
         std::mem::take(&mut self.findings)
-    }
-
-    /// In report mode, the error that ended the analysis early, if any.
-    pub fn report_error(&self) -> Option<&RewriteError> {
-        self.report_error.as_ref()
     }
 
     /// Feeds one chunk; returns the output ready so far.
@@ -271,10 +253,8 @@ impl HtmlStream {
             }
             return result;
         }
-        if let Err(e) = result
-            && self.report_error.is_none()
-        {
-            self.report_error = Some(e);
+        if result.is_err() {
+            // The analysis ends here; the page still passes unchanged.
             self.phase = Phase::Failed;
         }
         Ok(input.to_vec())

@@ -180,8 +180,7 @@ pub struct FirstPartySection {
     /// Cookie names forwarded to the vendor. Default none.
     #[serde(default)]
     pub forward_cookies: Vec<String>,
-    /// Query parameter names kept; all others are dropped. PHI patterns are
-    /// redacted in the values that stay.
+    /// Query parameter names kept, values as sent; all others are dropped.
     #[serde(default)]
     pub query_allow: Vec<String>,
 }
