@@ -11,8 +11,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, UpstreamConfig};
-use crate::http1::{self, Request, Response};
-use crate::metrics::Listener;
+use pingora::apps::http_app::HttpServer;
+
+use crate::admin::Admin;
+use crate::demo::DemoOrigin;
+use crate::proxy::server::serve_app;
 use crate::proxy::{Origin, Shared, Warden};
 use crate::rules::RuleErrors;
 
@@ -165,7 +168,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
             let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
             let l = TcpListener::bind(loopback).await.map_err(bind_error("demo origin", loopback))?;
             let addr = l.local_addr().map_err(bind_error("demo origin", loopback))?;
-            tokio::spawn(http1::serve(l, shutdown_rx.clone(), crate::demo::handle));
+            let demo = Arc::new(HttpServer::new_app(DemoOrigin));
+            tokio::spawn(serve_app(l, demo, shutdown_rx.clone(), Duration::from_secs(1)));
             (Origin::plain(addr), Some(addr))
         }
     };
@@ -190,11 +194,8 @@ pub async fn start_with(
     let proxy_addr = proxy_l.local_addr().map_err(bind_error("listen", listen))?;
     let admin_addr = admin_l.local_addr().map_err(bind_error("admin", admin))?;
 
-    let admin_shared = shared.clone();
-    tokio::spawn(http1::serve(admin_l, shutdown_rx.clone(), move |req| {
-        let shared = admin_shared.clone();
-        async move { admin_response(&shared, &req) }
-    }));
+    let admin_app = Arc::new(HttpServer::new_app(Admin::new(shared.clone())));
+    tokio::spawn(serve_app(admin_l, admin_app, shutdown_rx.clone(), grace));
     tokio::spawn(crate::reload::watch_rules(
         shared.config.rules.clone(),
         shared.clone(),
@@ -204,33 +205,6 @@ pub async fn start_with(
     let warden = Warden::new(shared.clone());
     let done = tokio::spawn(crate::proxy::server::run(proxy_l, warden, shutdown_rx, grace));
     Ok(Running { proxy_addr, admin_addr, demo_addr, shared, shutdown: shutdown_tx, done })
-}
-
-/// The admin listener: `/metrics`, `/healthz`, `/readyz`, `/rules`.
-fn admin_response(shared: &Shared, req: &Request) -> Response {
-    let m = &shared.metrics;
-    let resp = match (req.method.as_str(), req.path()) {
-        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", m.render()),
-        ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
-        ("GET" | "HEAD", "/readyz") => Response::text(200, "ready\n"),
-        ("GET" | "HEAD", "/rules") => {
-            let p = shared.policy.load();
-            let body = serde_json::json!({
-                "site": p.site_name,
-                "version": p.version,
-                "vendors": p.vendors.iter().map(|v| &v.id).collect::<Vec<_>>(),
-                "routes": p.routes.iter().map(|r| serde_json::json!({
-                    "path": r.pattern,
-                    "allow": r.allow.iter().map(|i| &p.vendors[*i].id).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            });
-            Response::new(200, "application/json", body.to_string())
-        }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/rules") => Response::text(405, "method not allowed\n"),
-        _ => Response::text(404, "not found\n"),
-    };
-    m.request(Listener::Admin, resp.status, None);
-    resp
 }
 
 /// Runs until SIGTERM/SIGINT, printing where to look.

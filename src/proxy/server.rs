@@ -1,6 +1,7 @@
-//! Running the proxy: our own accept loop over an already-bound listener (so
-//! tests bind `127.0.0.1:0` and run in-process), each connection handed to
-//! pingora's HTTP/1 engine, and a bounded graceful drain on shutdown.
+//! Running the listeners: our own accept loop over an already-bound listener (so
+//! tests bind `127.0.0.1:0` and run in-process), each connection handed to a
+//! pingora app (the proxy's HTTP/1 engine, or a `ServeHttp` app), and a bounded
+//! graceful drain on shutdown.
 
 use std::future::Future;
 use std::os::fd::AsRawFd;
@@ -20,8 +21,18 @@ use super::Warden;
 /// Serves `warden` on `listener` until `shutdown` turns true, then stops
 /// accepting, tells keep-alive connections to close after their current
 /// request, and waits up to `grace` for in-flight requests.
-pub async fn run(listener: TcpListener, warden: Warden, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
     let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
+    serve_app(listener, app, shutdown, grace).await;
+}
+
+/// The accept loop for any pingora app — the proxy, and the admin listener and
+/// demo origin (`ServeHttp` apps in an `HttpServer`) — with the same back-off
+/// and drain.
+pub async fn serve_app<A>(listener: TcpListener, app: Arc<A>, mut shutdown: watch::Receiver<bool>, grace: Duration)
+where
+    A: ServerApp + Send + Sync + 'static,
+{
     let (engine_tx, engine_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     loop {

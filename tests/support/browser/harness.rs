@@ -17,9 +17,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use pingora::apps::http_app::{HttpServer, ServeHttp};
+use pingora::protocols::http::ServerSession;
 use tagwarden::config::Config;
-use tagwarden::http1::{self, Request, Response};
+use tagwarden::proxy::server::serve_app;
 use tagwarden::proxy::{Origin, Shared};
+use tagwarden::respond::response;
 use tagwarden::serve::{Running, start_with};
 
 /// The runtime-injection page: its only script is first-party (so the rewriter
@@ -146,13 +149,8 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
     let origin_addr = origin_l.local_addr().map_err(|e| e.to_string())?;
     let origin_log = OriginLog::default();
     let (docs, log) = (Arc::new(docs), origin_log.clone());
-    tokio::spawn(http1::serve(origin_l, shutdown_rx.clone(), move |req: Request| {
-        let (docs, log) = (docs.clone(), log.clone());
-        async move {
-            log.lock().push(OriginHit { host: req.header("host").map(str::to_string), target: req.target.clone() });
-            respond(&docs, req).await
-        }
-    }));
+    let origin = Arc::new(HttpServer::new_app(TestOrigin { docs, log }));
+    tokio::spawn(serve_app(origin_l, origin, shutdown_rx.clone(), Duration::from_secs(1)));
 
     let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
     let config = Config { rules: rules.to_path_buf(), ..Config::default() };
@@ -228,17 +226,35 @@ async fn run_front(listener: TcpListener, backend: SocketAddr, tls: tokio_rustls
     }
 }
 
-async fn respond(docs: &Documents, req: Request) -> Response {
+/// The test origin: records each request, then answers from the documents,
+/// the runtime pages, or the demo clinic.
+struct TestOrigin {
+    docs: Arc<Documents>,
+    log: OriginLog,
+}
+
+#[async_trait::async_trait]
+impl ServeHttp for TestOrigin {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let host = req.headers.get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let target = req.uri.path_and_query().map_or_else(|| req.uri.to_string(), |pq| pq.as_str().to_string());
+        self.log.lock().push(OriginHit { host, target });
+        respond(&self.docs, &req.method, req.uri.path())
+    }
+}
+
+fn respond(docs: &Documents, method: &http::Method, path: &str) -> http::Response<Vec<u8>> {
     const HTML: &str = "text/html; charset=utf-8";
-    match req.path() {
-        "/runtime/" => Response::new(200, HTML, RUNTIME_PAGE),
-        "/static/inject.js" => Response::new(200, "text/javascript", INJECT_JS),
-        "/runtime/hints" => Response::new(200, HTML, HINTS_PAGE),
-        "/static/hints.js" => Response::new(200, "text/javascript", HINTS_JS),
+    match path {
+        "/runtime/" => response(200, HTML, RUNTIME_PAGE),
+        "/static/inject.js" => response(200, "text/javascript", INJECT_JS),
+        "/runtime/hints" => response(200, HTML, HINTS_PAGE),
+        "/static/hints.js" => response(200, "text/javascript", HINTS_JS),
         p => match docs.0.get(p) {
-            Some(html) => Response::new(200, HTML, html.as_str()),
+            Some(html) => response(200, HTML, html.as_str()),
             // Everything else is the demo clinic (which 404s what it does not know).
-            None => tagwarden::demo::handle(req).await,
+            None => tagwarden::demo::page(method, p),
         },
     }
 }
