@@ -10,30 +10,34 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::{RuleError, SourceFile};
-
-/// The whole file.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// The whole file. A missing key takes its value from [`Config::default`], so the
+/// empty file, `Config::default()` and the command line without `--config` agree.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(default)]
     pub listen: ListenConfig,
     /// Absent: the built-in demo clinic origin.
-    #[serde(default)]
     pub upstream: Option<UpstreamConfig>,
-    #[serde(default)]
     pub admin: AdminConfig,
-    #[serde(default)]
     pub limits: Limits,
-    #[serde(default)]
     pub rewrite: RewriteConfig,
+    pub vendors: VendorsConfig,
     /// Rules directory. Default `rules`.
-    #[serde(default = "default_rules")]
     pub rules: PathBuf,
 }
 
-fn default_rules() -> PathBuf {
-    PathBuf::from("rules")
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: ListenConfig::default(),
+            upstream: None,
+            admin: AdminConfig::default(),
+            limits: Limits::default(),
+            rewrite: RewriteConfig::default(),
+            vendors: VendorsConfig::default(),
+            rules: PathBuf::from("rules"),
+        }
+    }
 }
 
 /// `[listen]`
@@ -90,6 +94,23 @@ pub struct UpstreamConfig {
     pub write_timeout_seconds: u64,
 }
 
+impl UpstreamConfig {
+    /// An origin at `url` with every other key at the default the file would give
+    /// it (`--upstream` without an `[upstream]` section).
+    pub fn new(url: String) -> UpstreamConfig {
+        UpstreamConfig {
+            url,
+            host_header: None,
+            sni: None,
+            verify_cert: yes(),
+            ca_file: None,
+            connect_timeout_seconds: five(),
+            read_timeout_seconds: sixty(),
+            write_timeout_seconds: sixty(),
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -98,6 +119,37 @@ fn five() -> u64 {
 }
 fn sixty() -> u64 {
     60
+}
+
+/// `[vendors]`: connections of the first-party vendor path, kept apart from the
+/// origin's so a slow vendor is cut off on its own budget (a widget asset is not
+/// worth the minute an origin page may take).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorsConfig {
+    /// TCP + TLS connect timeout to a vendor host. Default 5 s.
+    #[serde(default = "five")]
+    pub connect_timeout_seconds: u64,
+    /// Longest wait for each read from a vendor (headers or body). Default 15 s.
+    #[serde(default = "fifteen")]
+    pub read_timeout_seconds: u64,
+    /// Longest wait for each write to a vendor. Default 15 s.
+    #[serde(default = "fifteen")]
+    pub write_timeout_seconds: u64,
+}
+
+fn fifteen() -> u64 {
+    15
+}
+
+impl Default for VendorsConfig {
+    fn default() -> Self {
+        VendorsConfig {
+            connect_timeout_seconds: five(),
+            read_timeout_seconds: fifteen(),
+            write_timeout_seconds: fifteen(),
+        }
+    }
 }
 
 /// `[admin]`
@@ -198,34 +250,56 @@ impl Default for RewriteConfig {
     }
 }
 
+/// A server configuration that cannot be used: `tagwarden serve` prints it and
+/// exits non-zero, before binding anything.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or a key or value the schema refuses (unknown keys included), located.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    /// A value the schema accepts but tagwarden cannot use; `key` is its key path.
+    #[error("{}{key}: {message}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Invalid { path: Option<PathBuf>, key: &'static str, message: String },
+}
+
 impl Config {
     /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, RuleError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RuleError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            let (line, column) = crate::rules::line_col(&text, e.span().unwrap_or(0..0).start);
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            ConfigError::Syntax { path: path.to_path_buf(), line, column, message }
         })?;
-        let source = SourceFile { path: path.to_path_buf(), text };
-        let cfg: Config = toml::from_str(&source.text).map_err(|e| {
-            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
-            source.error_at(e.span().unwrap_or(0..0), msg)
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, message, .. } => {
+                ConfigError::Invalid { path: Some(path.to_path_buf()), key, message }
+            }
+            other => other,
         })?;
-        cfg.validate().map_err(|m| source.error(m))?;
         Ok(cfg)
     }
 
     /// Checks values serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message| ConfigError::Invalid { path: None, key, message };
         if let Some(up) = &self.upstream {
-            let u = url::Url::parse(&up.url).map_err(|e| format!("upstream.url: {e}"))?;
+            let u = url::Url::parse(&up.url).map_err(|e| invalid("upstream.url", e.to_string()))?;
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                return Err(format!("upstream.url: `{}` must be http(s)://host[:port]", up.url));
+                return Err(invalid("upstream.url", format!("`{}` must be http(s)://host[:port]", up.url)));
             }
         }
         for p in &self.listen.trusted_proxies {
-            parse_cidr(p).ok_or_else(|| format!("listen.trusted_proxies: `{p}` is not an IP address or CIDR"))?;
+            parse_cidr(p)
+                .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;
         }
         Ok(())
     }
@@ -281,8 +355,9 @@ mod tests {
         let path = dir.join("bad.toml");
         std::fs::write(&path, "[listen]\naddress = \"127.0.0.1:1\"\n\n[limits]\nmax_headers = 5\n").unwrap();
         let err = Config::load(&path).unwrap_err();
-        assert_eq!((err.line, err.column), (5, 1), "{err}");
-        assert!(err.message.contains("max_headers"), "{err}");
+        let ConfigError::Syntax { line, column, message, .. } = &err else { panic!("{err}") };
+        assert_eq!((*line, *column), (5, 1), "{err}");
+        assert!(message.contains("max_headers"), "{err}");
     }
 
     #[test]
@@ -291,6 +366,20 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert_eq!(cfg.limits.max_request_headers, 100);
         assert!(cfg.upstream.is_some());
+    }
+
+    #[test]
+    fn the_default_config_is_the_empty_file() {
+        let parsed: Config = toml::from_str("").unwrap();
+        assert_eq!(Config::default().rules, PathBuf::from("rules"));
+        assert_eq!(format!("{:?}", Config::default()), format!("{parsed:?}"));
+    }
+
+    #[test]
+    fn an_upstream_url_alone_gets_the_files_defaults() {
+        let parsed: Config = toml::from_str("[upstream]\nurl = \"http://origin.example\"\n").unwrap();
+        let flag = UpstreamConfig::new("http://origin.example".into());
+        assert_eq!(format!("{:?}", parsed.upstream), format!("{:?}", Some(flag)));
     }
 
     #[test]

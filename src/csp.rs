@@ -48,7 +48,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 
 use crate::policy::{HostPattern, PageContext, Policy, WebRtc};
-use crate::rules::schema::{Mode, Serve};
+use crate::policy::{Mode, Serve};
 
 /// The CSP sent with tagwarden's own error pages: nothing loads.
 pub const ERROR_PAGE_POLICY: &str =
@@ -76,40 +76,6 @@ pub fn header_name(mode: Mode) -> &'static str {
         Mode::Enforce => "content-security-policy",
         Mode::Report => "content-security-policy-report-only",
     }
-}
-
-/// `https://api.example.org`, `*.cdn.example`, `cdn.example:8443`, `https://a.example/path/`.
-pub fn valid_host_source(s: &str) -> bool {
-    if s.is_empty() || s.len() > 255 || s.starts_with('\'') {
-        return false;
-    }
-    let rest = match s.split_once("://") {
-        Some(("https" | "http" | "wss" | "ws", rest)) => rest,
-        Some(_) => return false,
-        None => s,
-    };
-    let (host_port, _path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = match host_port.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        Some(_) => return false,
-        None => host_port,
-    };
-    let host = host.strip_prefix("*.").unwrap_or(host);
-    !host.is_empty()
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && s.bytes().all(|b| b.is_ascii_graphic() && !b"';,\"".contains(&b))
-}
-
-/// `sha256-<base64>` (also sha384/sha512).
-pub fn valid_hash_source(s: &str) -> bool {
-    let Some((alg, b64)) = s.split_once('-') else { return false };
-    let len = match alg {
-        "sha256" => 32,
-        "sha384" => 48,
-        "sha512" => 64,
-        _ => return false,
-    };
-    base64::engine::general_purpose::STANDARD.decode(b64).is_ok_and(|d| d.len() == len)
 }
 
 /// Nonces named in an origin's CSP header values (`'nonce-…'`).
@@ -268,30 +234,6 @@ pub fn reporting_endpoints(policy: &Policy, page: &PageContext) -> Option<String
             "{REPORT_GROUP}=\"{prefix}/csp-report\", {SCRIPT_HOSTS_GROUP}=\"{prefix}/csp-report?{SCRIPT_HOSTS_QUERY}\""
         )
     })
-}
-
-/// Effective page settings for CSP: the nonce to add to kept scripts and
-/// whether inline handlers are stripped. `origin_csp` are the origin's CSP
-/// header values. Returns the nonce to name in our policy.
-pub fn prepare_page(policy: &Policy, page: &mut PageContext, origin_csp: &[String]) -> Option<String> {
-    if !policy.csp_enabled {
-        return None;
-    }
-    let reused = origin_nonces(origin_csp.iter().map(String::as_str)).into_iter().next();
-    let nonce = match reused {
-        Some(n) => {
-            page.csp_nonce = None;
-            n
-        }
-        None => {
-            let n = new_nonce()?;
-            page.csp_nonce = Some(n.clone());
-            n
-        }
-    };
-    page.strip_inline_handlers =
-        page.mode == Mode::Enforce && page.route.is_none_or(|r| policy.routes[r].csp.unsafe_hashes.is_empty());
-    Some(nonce)
 }
 
 // === CSP violation reports ===

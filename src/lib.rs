@@ -8,19 +8,21 @@
 //! - [`shim`]: the run-time script for what no CSP directive governs (hints, WebRTC)
 //! - [`proxy`]: the pingora `ProxyHttp` implementation and its accept loop
 //! - [`serve`]: wiring for `tagwarden serve` (admin listener, demo origin, reload)
-//! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`demo`], [`http1`]
+//! - [`admin`], [`demo`]: pingora `ServeHttp` apps on the proxy's accept loop ([`respond`] builds their responses)
+//! - [`config`], [`metrics`], [`telemetry`], [`reload`]
 //! - [`cli`]: `tagwarden check | rewrite | serve`
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod csp;
 pub mod demo;
-pub mod http1;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod respond;
 pub mod rewrite;
 pub mod rules;
 pub mod serve;

@@ -8,7 +8,92 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::policy::{Finding, Outcome};
+use crate::policy::{Finding, Mode, Outcome};
+
+/// `vendor` label for a third party no rule names (never the host itself).
+pub const UNKNOWN_VENDOR: &str = "unknown";
+/// `category` label when no vendor rule is behind a finding.
+pub const UNKNOWN_CATEGORY: &str = "unknown";
+
+/// Defines a closed set of label values: an enum whose `as_str` is the label.
+macro_rules! label_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label),+
+                }
+            }
+        }
+    };
+}
+
+label_enum! {
+    /// `listener` of `http_requests_total` and `request_duration_seconds`.
+    Listener { Proxy => "proxy", Admin => "admin" }
+}
+
+label_enum! {
+    /// `outcome` of `html_documents_total`.
+    DocumentOutcome {
+        /// Enforce mode: the document went through the rewriter to its end.
+        Rewritten => "rewritten",
+        /// Report mode: passed unchanged, analysed to its end.
+        Passed => "passed",
+        /// Rewriting (enforce) or analysis (report) failed mid-document.
+        Aborted => "aborted",
+        /// Refused from its headers (coding, charset, range): a 502 page.
+        Refused => "refused",
+    }
+}
+
+label_enum! {
+    /// `outcome` of `first_party_requests_total`.
+    FirstPartyOutcome {
+        Forwarded => "forwarded",
+        /// No consent for the vendor's category: 204, nothing left.
+        NoConsent => "no_consent",
+        /// Unknown vendor, a host it does not own, a vendor no route allows, a method it does not take.
+        Rejected => "rejected",
+        UpstreamError => "upstream_error",
+    }
+}
+
+label_enum! {
+    /// `reason` of `requests_rejected_total`.
+    Rejection {
+        HeaderLimits => "header_limits",
+        Smuggling => "smuggling",
+        BodyTooLarge => "body_too_large",
+        RangeOnHtml => "range_on_html",
+    }
+}
+
+label_enum! {
+    /// `result` of `rules_reloads_total`.
+    ReloadResult { Ok => "ok", Error => "error" }
+}
+
+label_enum! {
+    /// `outcome` of `csp_reports_total`.
+    ReportOutcome {
+        Counted => "counted",
+        /// Every violation in it is counted from the page's other policy's report.
+        Duplicate => "duplicate",
+        RateLimited => "rate_limited",
+        TooLarge => "too_large",
+        Malformed => "malformed",
+        /// Not a POST.
+        Rejected => "rejected",
+    }
+}
 
 /// The process's metrics and the registry they live in.
 #[derive(Debug, Clone)]
@@ -185,12 +270,56 @@ impl Metrics {
         }
     }
 
+    /// Counts one answered request and its duration.
+    pub fn request(&self, listener: Listener, code: u16, seconds: Option<f64>) {
+        self.http_requests.with_label_values(&[listener.as_str(), &code.to_string()]).inc();
+        if let Some(s) = seconds {
+            self.request_duration.with_label_values(&[listener.as_str()]).observe(s);
+        }
+    }
+
+    /// Counts one HTML document by mode and outcome.
+    pub fn document(&self, mode: Mode, outcome: DocumentOutcome) {
+        self.html_documents.with_label_values(&[mode.as_str(), outcome.as_str()]).inc();
+    }
+
+    /// Counts one rewriting error; `kind` is [`crate::rewrite::RewriteError::kind`].
+    pub fn rewrite_error(&self, kind: &'static str) {
+        self.rewrite_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// Counts one request to the first-party vendor path; `vendor` is a rule id or [`UNKNOWN_VENDOR`].
+    pub fn first_party(&self, vendor: &str, outcome: FirstPartyOutcome) {
+        self.first_party_requests.with_label_values(&[vendor, outcome.as_str()]).inc();
+    }
+
+    /// Counts one request refused before proxying.
+    pub fn rejected(&self, reason: Rejection) {
+        self.requests_rejected.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Counts one rules reload.
+    pub fn reload(&self, result: ReloadResult) {
+        self.rules_reloads.with_label_values(&[result.as_str()]).inc();
+    }
+
+    /// Counts one CSP report request.
+    pub fn csp_report(&self, outcome: ReportOutcome) {
+        self.csp_reports.with_label_values(&[outcome.as_str()]).inc();
+    }
+
+    /// Counts one reported violation; `directive` comes from the closed set in
+    /// [`crate::csp`], `vendor` is a rule id or [`UNKNOWN_VENDOR`].
+    pub fn csp_violation(&self, directive: &'static str, vendor: &str) {
+        self.csp_violations.with_label_values(&[directive, vendor]).inc();
+    }
+
     /// Counts one rewriter finding.
     pub fn record_finding(&self, f: &Finding) {
         let vendor = f.vendor_label();
         match f.outcome {
             Outcome::Removed(reason) => {
-                let category = f.category.map_or("unknown", |c| c.as_str());
+                let category = f.category.map_or(UNKNOWN_CATEGORY, |c| c.as_str());
                 self.elements_removed
                     .with_label_values(&[vendor, category, f.construct.as_str(), reason.as_str()])
                     .inc();

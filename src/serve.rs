@@ -10,9 +10,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Config, UpstreamConfig};
-use crate::http1::{self, Request, Response};
+use crate::config::{Config, ConfigError, UpstreamConfig};
+use pingora::apps::http_app::HttpServer;
+
+use crate::admin::Admin;
+use crate::demo::DemoOrigin;
+use crate::proxy::server::serve_app;
 use crate::proxy::{Origin, Shared, Warden};
+use crate::rules::RuleErrors;
 
 /// Command-line overrides for the config file.
 #[derive(Debug, Default, Clone)]
@@ -24,15 +29,52 @@ pub struct Overrides {
     pub rules: Option<PathBuf>,
 }
 
+/// Why `serve` could not start. Each names what failed and where; none carries
+/// request data.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("rules in {}:\n{errors}", dir.display())]
+    Rules { dir: PathBuf, errors: RuleErrors },
+    #[error("upstream {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("upstream {host} does not resolve")]
+    NoAddress { host: String },
+    #[error("upstream.ca_file {}: {source}", path.display())]
+    CaFileRead {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("upstream.ca_file {}: no PEM certificates", path.display())]
+    CaFileEmpty { path: PathBuf },
+    #[error("upstream.ca_file {}: certificate {index} is not valid X.509", path.display())]
+    CaFileCertificate { path: PathBuf, index: usize },
+    /// A listener could not be bound (`what`: listen, admin, demo origin).
+    #[error("{what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn bind_error(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Bind { what, addr, source }
+}
+
 /// Resolves the effective config.
-pub fn effective_config(o: &Overrides) -> Result<Config, String> {
+pub fn effective_config(o: &Overrides) -> Result<Config, ServeError> {
     let mut cfg = match &o.config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if cfg.rules.as_os_str().is_empty() {
-        cfg.rules = PathBuf::from("rules");
-    }
     if let Some(l) = o.listen {
         cfg.listen.address = l;
     }
@@ -43,34 +85,27 @@ pub fn effective_config(o: &Overrides) -> Result<Config, String> {
         cfg.rules = r.clone();
     }
     if let Some(u) = &o.upstream {
-        let mut up = cfg.upstream.take().unwrap_or(UpstreamConfig {
-            url: String::new(),
-            host_header: None,
-            sni: None,
-            verify_cert: true,
-            ca_file: None,
-            connect_timeout_seconds: 5,
-            read_timeout_seconds: 60,
-            write_timeout_seconds: 60,
-        });
-        up.url = u.clone();
-        cfg.upstream = Some(up);
+        match &mut cfg.upstream {
+            Some(up) => up.url = u.clone(),
+            None => cfg.upstream = Some(UpstreamConfig::new(u.clone())),
+        }
     }
     cfg.validate()?;
     Ok(cfg)
 }
 
 /// Builds the origin from config (resolving its host once, at start-up).
-pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, String> {
-    let u = url::Url::parse(&up.url).map_err(|e| format!("upstream.url: {e}"))?;
+pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, ServeError> {
+    let invalid = |message: String| ConfigError::Invalid { path: None, key: "upstream.url", message };
+    let u = url::Url::parse(&up.url).map_err(|e| invalid(e.to_string()))?;
     let tls = u.scheme() == "https";
-    let host = u.host_str().ok_or("upstream.url has no host")?.to_string();
+    let host = u.host_str().ok_or_else(|| invalid("has no host".to_string()))?.to_string();
     let port = u.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
     let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
         .await
-        .map_err(|e| format!("upstream {host}: {e}"))?
+        .map_err(|source| ServeError::Resolve { host: host.clone(), source })?
         .next()
-        .ok_or_else(|| format!("upstream {host} does not resolve"))?;
+        .ok_or_else(|| ServeError::NoAddress { host: host.clone() })?;
     let ca = match &up.ca_file {
         Some(path) => Some(load_ca_file(path)?),
         None => None,
@@ -91,20 +126,19 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, String> {
 /// Reads `[upstream] ca_file`: PEM certificates that replace the system roots for
 /// verifying the origin. Every certificate is parsed here, at start-up, so a bad
 /// file is a configuration error (pingora's own parser would panic on bad DER later).
-pub fn load_ca_file(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, String> {
+pub fn load_ca_file(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, ServeError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("upstream.ca_file {}: {e}", path.display()))?;
+    let read = |source| ServeError::CaFileRead { path: path.to_path_buf(), source };
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(path).map_err(read)?.collect::<Result<_, _>>().map_err(read)?;
     if certs.is_empty() {
-        return Err(format!("upstream.ca_file {}: no PEM certificates", path.display()));
+        return Err(ServeError::CaFileEmpty { path: path.to_path_buf() });
     }
     let mut wrapped = Vec::new();
     for (i, der) in certs.into_iter().enumerate() {
         if x509_parser::parse_x509_certificate(der.as_ref()).is_err() {
-            return Err(format!("upstream.ca_file {}: certificate {} is not valid X.509", path.display(), i + 1));
+            return Err(ServeError::CaFileCertificate { path: path.to_path_buf(), index: i + 1 });
         }
         wrapped.push(pingora::utils::tls::WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509));
     }
@@ -123,16 +157,19 @@ pub struct Running {
 }
 
 /// Binds and starts everything; returns once listening.
-pub async fn start(cfg: Config) -> Result<Running, String> {
-    let policy = crate::rules::load_dir(&cfg.rules).map_err(|e| format!("rules in {}:\n{e}", cfg.rules.display()))?;
+pub async fn start(cfg: Config) -> Result<Running, ServeError> {
+    let policy =
+        crate::rules::load_dir(&cfg.rules).map_err(|errors| ServeError::Rules { dir: cfg.rules.clone(), errors })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let (origin, demo_addr) = match &cfg.upstream {
         Some(up) => (origin_for(up).await?, None),
         None => {
-            let l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("demo origin: {e}"))?;
-            let addr = l.local_addr().map_err(|e| e.to_string())?;
-            tokio::spawn(http1::serve(l, shutdown_rx.clone(), crate::demo::handle));
+            let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let l = TcpListener::bind(loopback).await.map_err(bind_error("demo origin", loopback))?;
+            let addr = l.local_addr().map_err(bind_error("demo origin", loopback))?;
+            let demo = Arc::new(HttpServer::new_app(DemoOrigin));
+            tokio::spawn(serve_app(l, demo, shutdown_rx.clone(), Duration::from_secs(1)));
             (Origin::plain(addr), Some(addr))
         }
     };
@@ -151,17 +188,14 @@ pub async fn start_with(
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
     demo_addr: Option<SocketAddr>,
-) -> Result<Running, String> {
-    let proxy_l = TcpListener::bind(listen).await.map_err(|e| format!("listen {listen}: {e}"))?;
-    let admin_l = TcpListener::bind(admin).await.map_err(|e| format!("admin {admin}: {e}"))?;
-    let proxy_addr = proxy_l.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = admin_l.local_addr().map_err(|e| e.to_string())?;
+) -> Result<Running, ServeError> {
+    let proxy_l = TcpListener::bind(listen).await.map_err(bind_error("listen", listen))?;
+    let admin_l = TcpListener::bind(admin).await.map_err(bind_error("admin", admin))?;
+    let proxy_addr = proxy_l.local_addr().map_err(bind_error("listen", listen))?;
+    let admin_addr = admin_l.local_addr().map_err(bind_error("admin", admin))?;
 
-    let admin_shared = shared.clone();
-    tokio::spawn(http1::serve(admin_l, shutdown_rx.clone(), move |req| {
-        let shared = admin_shared.clone();
-        async move { admin_response(&shared, &req) }
-    }));
+    let admin_app = Arc::new(HttpServer::new_app(Admin::new(shared.clone())));
+    tokio::spawn(serve_app(admin_l, admin_app, shutdown_rx.clone(), grace));
     tokio::spawn(crate::reload::watch_rules(
         shared.config.rules.clone(),
         shared.clone(),
@@ -171,43 +205,6 @@ pub async fn start_with(
     let warden = Warden::new(shared.clone());
     let done = tokio::spawn(crate::proxy::server::run(proxy_l, warden, shutdown_rx, grace));
     Ok(Running { proxy_addr, admin_addr, demo_addr, shared, shutdown: shutdown_tx, done })
-}
-
-/// The admin listener: `/metrics`, `/healthz`, `/readyz`, `/rules`.
-fn admin_response(shared: &Shared, req: &Request) -> Response {
-    let m = &shared.metrics;
-    let resp = match (req.method.as_str(), req.path()) {
-        ("GET" | "HEAD", "/metrics") => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", m.render()),
-        ("GET" | "HEAD", "/healthz") => Response::text(200, "ok\n"),
-        ("GET" | "HEAD", "/readyz") => Response::text(200, "ready\n"),
-        ("GET" | "HEAD", "/rules") => {
-            let p = shared.policy.load();
-            let body = serde_json::json!({
-                "site": p.site_name,
-                "version": p.version,
-                "vendors": p.vendors.iter().map(|v| &v.id).collect::<Vec<_>>(),
-                "routes": p.routes.iter().map(|r| serde_json::json!({
-                    "path": r.pattern,
-                    "allow": r.allow.iter().map(|i| &p.vendors[*i].id).collect::<Vec<_>>(),
-                })).collect::<Vec<_>>(),
-            });
-            Response::new(200, "application/json", body.to_string())
-        }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/rules") => Response::text(405, "method not allowed\n"),
-        _ => Response::text(404, "not found\n"),
-    };
-    m.http_requests.with_label_values(&["admin", &resp.status.to_string()]).inc();
-    resp
-}
-
-/// Waits for the next delivery of a signal; never returns if it could not be installed.
-pub async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
-    match signal.as_mut() {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending::<()>().await,
-    }
 }
 
 /// Runs until SIGTERM/SIGINT, printing where to look.
@@ -256,7 +253,7 @@ pub fn main(o: Overrides) -> std::process::ExitCode {
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
-            _ = next_signal(&mut term) => {}
+            _ = crate::reload::next_signal(&mut term) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("shutting down: draining in-flight requests");

@@ -108,7 +108,30 @@ async fn start(origin: TestServer, tweak: impl FnOnce(&mut Config)) -> Env {
 }
 
 async fn start_full(origin: TestServer, sink: TestServer, grace: Duration, tweak: impl FnOnce(&mut Config)) -> Env {
-    let rules = repo().join("rules");
+    start_with_rules(repo().join("rules"), origin, sink, grace, tweak).await
+}
+
+/// A copy of the shipped rules with `site.toml` edited by `edit`.
+fn edited_rules(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = repo().join("rules");
+    std::fs::create_dir_all(dir.path().join("vendors")).unwrap();
+    let site = std::fs::read_to_string(from.join("site.toml")).unwrap();
+    std::fs::write(dir.path().join("site.toml"), edit(site)).unwrap();
+    for e in std::fs::read_dir(from.join("vendors")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("vendors").join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+async fn start_with_rules(
+    rules: PathBuf,
+    origin: TestServer,
+    sink: TestServer,
+    grace: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Env {
     let mut config = Config { rules: rules.clone(), ..Config::default() };
     tweak(&mut config);
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
@@ -502,6 +525,49 @@ async fn oversized_inline_script_mid_stream_aborts_the_response() {
     assert!(!contains(&raw, "after the script"), "content after the failure leaked");
 }
 
+/// The value of one sample in a Prometheus exposition, 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mid_stream_inline_overflow_is_counted_as_inline_too_large() {
+    let mut body = b"<!doctype html><html><body><p>first part</p><script>".to_vec();
+    body.extend(b"var raw_inline = 1;\n".repeat(400));
+    body.extend_from_slice(b"</script><p>after the script</p></body></html>");
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &body, 512)).await;
+    let env = start(origin, |c| c.rewrite.max_inline_bytes = 1024).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    assert!(!contains(&raw, "raw_inline"), "the unrewritten script leaked");
+    let text = scrape(env.admin).await;
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="inline_too_large"}"#), 1.0, "{text}");
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="handler"}"#), 0.0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_gzip_mid_stream_aborts_and_is_counted_as_content_decoding() {
+    let mut body = gzip(&page());
+    // Past the gzip header and the first deflate blocks: the damage shows mid-stream.
+    let at = body.len() / 2;
+    for b in &mut body[at..at + 64] {
+        *b ^= 0x5a;
+    }
+    let origin = TestServer::fixed(chunked_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("content-encoding", "gzip")],
+        &body,
+        1024,
+    ))
+    .await;
+    let env = start(origin, |_| {}).await;
+    let raw = exchange(env.proxy, &request("GET", "/", &["Accept: text/html"])).await;
+    let r = parse_response(&raw, false);
+    assert!(!r.complete || r.status == 502, "a corrupt body produced a complete response: {}", r.summary());
+    let text = scrape(env.admin).await;
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="content_decoding"}"#), 1.0, "{text}");
+    assert_eq!(sample(&text, r#"tagwarden_rewrite_errors_total{kind="handler"}"#), 0.0, "{text}");
+}
+
 fn utf16le(text: &str, bom: bool) -> Vec<u8> {
     let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
     for u in text.encode_utf16() {
@@ -688,6 +754,78 @@ async fn site_cookies_reach_the_origin_unchanged() {
 }
 
 // ---------------------------------------------------------------------------
+// Response headers that load things (Link, Refresh)
+// ---------------------------------------------------------------------------
+
+const LINK_HEADER: &str = "<https://static.zdassets.com/ekr/snippet.js>; rel=preload; as=script, \
+    <https://connect.facebook.net/en_US/fbevents.js>; rel=preload; as=script, </app.css>; rel=preload; as=style";
+
+async fn link_origin() -> TestServer {
+    TestServer::fixed(cl_response(
+        "200 OK",
+        &[("content-type", "text/html"), ("link", LINK_HEADER), ("refresh", "5; url=https://www.facebook.com/tr?id=1")],
+        b"<html><body>ok</body></html>",
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_headers_follow_the_visitors_consent_and_removals_are_counted() {
+    let env = start(link_origin().await, |_| {}).await;
+    // The visitor withdrew `support` (granted by default): Zendesk may not load.
+    let r = get(env.proxy, "/", &["Accept: text/html", "Cookie: tw_consent=essential"]).await;
+    assert_eq!(r.status, 200);
+    let link = r.header("link").unwrap_or_default();
+    assert_eq!(link, "</app.css>; rel=preload; as=style", "{:?}", r.headers);
+    assert!(!r.has_header("refresh"), "{:?}", r.headers);
+    let text = scrape(env.admin).await;
+    let removed = |vendor: &str, category: &str, construct: &str, reason: &str| {
+        sample(
+            &text,
+            &format!(
+                r#"tagwarden_elements_removed_total{{category="{category}",construct="{construct}",reason="{reason}",vendor="{vendor}"}}"#
+            ),
+        )
+    };
+    assert_eq!(removed("zendesk", "support", "link", "no_consent"), 1.0, "{text}");
+    assert_eq!(removed("meta_pixel", "advertising", "link", "not_allowed_on_route"), 1.0, "{text}");
+    assert_eq!(removed("meta_pixel", "advertising", "meta_refresh", "not_allowed_on_route"), 1.0, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_headers_to_allowed_vendors_are_rewritten_first_party() {
+    let env = start(link_origin().await, |_| {}).await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_eq!(
+        r.header("link"),
+        Some(
+            "</_tw/zendesk/static.zdassets.com/ekr/snippet.js>; rel=preload; as=script, </app.css>; rel=preload; as=style"
+        ),
+        "{:?}",
+        r.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_mode_leaves_response_headers_unchanged_and_records_decisions() {
+    let rules = edited_rules(|site| site.replace("mode = \"enforce\"", "mode = \"report\""));
+    let origin = link_origin().await;
+    let env =
+        start_with_rules(rules.path().to_path_buf(), origin, default_sink().await, Duration::from_secs(10), |_| {})
+            .await;
+    let r = get(env.proxy, "/", &["Accept: text/html"]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("link"), Some(LINK_HEADER), "{:?}", r.headers);
+    assert_eq!(r.header("refresh"), Some("5; url=https://www.facebook.com/tr?id=1"), "{:?}", r.headers);
+    assert!(r.has_header("content-security-policy-report-only"), "{:?}", r.headers);
+    let text = scrape(env.admin).await;
+    assert!(
+        text.contains(r#"construct="link",reason="not_allowed_on_route",vendor="meta_pixel"} 1"#),
+        "report mode still records what it would remove: {text}"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // First-party vendor path
 // ---------------------------------------------------------------------------
 
@@ -774,6 +912,24 @@ async fn vendor_path_for_a_vendor_allowed_on_no_route_is_404() {
 
 /// An origin that sends its page only after `release` is notified; `arrived` is
 /// notified when a request has been received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_vendor_is_cut_off_on_the_vendor_read_timeout_not_the_origins() {
+    let silent = TestServer::start(|_req, mut sock| async move {
+        // Read the request, answer nothing, keep the connection open.
+        let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut [0u8; 1]).await;
+    })
+    .await;
+    let origin = html_origin(None, page()).await;
+    // The origin may take 30 s per read (Origin::plain); vendors get 1 s.
+    let env = start_full(origin, silent, Duration::from_secs(10), |c| c.vendors.read_timeout_seconds = 1).await;
+    let r = tokio::time::timeout(Duration::from_secs(10), get(env.proxy, VENDOR_PATH, &VISITOR))
+        .await
+        .expect("the vendor request waited on the origin's read timeout");
+    assert_eq!(r.status, 504, "{}", r.summary());
+    let text = scrape(env.admin).await;
+    assert!(text.contains(r#"first_party_requests_total{outcome="upstream_error",vendor="zendesk"} 1"#), "{text}");
+}
+
 async fn held_origin(arrived: Arc<Notify>, release: Arc<Notify>) -> TestServer {
     TestServer::start(move |_req, sock| {
         let (arrived, release) = (arrived.clone(), release.clone());

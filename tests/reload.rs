@@ -101,3 +101,56 @@ async fn a_running_proxy_picks_up_edited_rules() {
     assert_eq!(running.shared.metrics.rules_reloads.with_label_values(&["ok"]).get(), 1);
     let _ = running.shutdown.send(true);
 }
+
+/// Polls `done` until it holds: a hang guard around the watcher's own interval.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broken_edit_is_counted_even_after_a_fix_in_between() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_rules(dir.path());
+    let config = tagwarden::config::Config { rules: dir.path().to_path_buf(), ..Default::default() };
+    let policy = tagwarden::rules::load_dir(dir.path()).unwrap();
+    let origin = tagwarden::proxy::Origin::plain("127.0.0.1:9".parse().unwrap());
+    let shared = std::sync::Arc::new(tagwarden::proxy::Shared::new(policy, config, origin));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let interval = std::time::Duration::from_millis(20);
+    tokio::spawn(tagwarden::reload::watch_rules(dir.path().to_path_buf(), shared.clone(), interval, stopped));
+    let reloads = |result: &str| shared.metrics.rules_reloads.with_label_values(&[result]).get();
+    let zendesk = dir.path().join("vendors/zendesk.toml");
+    let good = std::fs::read_to_string(&zendesk).unwrap();
+
+    std::fs::write(&zendesk, good.replace("category =", "categroy =")).unwrap();
+    eventually("the first broken edit is counted", || reloads("error") == 1).await;
+    std::fs::write(&zendesk, good.replace("name = \"", "name = \"Fixed ")).unwrap();
+    eventually("the fix is loaded", || reloads("ok") == 1).await;
+    std::fs::write(&zendesk, good.replace("hosts =", "hostz =")).unwrap();
+    eventually("the second broken edit is counted", || reloads("error") == 2).await;
+    let _ = stop.send(true);
+}
+
+#[test]
+fn a_tree_that_stays_broken_is_tried_once_not_on_every_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_rules(dir.path());
+    let policy = ArcSwap::from_pointee(tagwarden::rules::load_dir(dir.path()).unwrap());
+    let metrics = Metrics::new();
+    let mut watch = tagwarden::reload::RulesWatch::new(dir.path().to_path_buf(), &policy.load().version);
+    assert_eq!(watch.poll(&policy, &metrics), None, "the serving rules are not reloaded");
+    // Valid TOML, invalid rules: the files parse, the policy does not compile.
+    let zendesk = dir.path().join("vendors/zendesk.toml");
+    let good = std::fs::read_to_string(&zendesk).unwrap();
+    std::fs::write(&zendesk, good.replace("category = \"support\"", "category = \"nonsense\"")).unwrap();
+    assert_eq!(watch.poll(&policy, &metrics), Some(false));
+    assert_eq!(watch.poll(&policy, &metrics), None);
+    assert_eq!(watch.poll(&policy, &metrics), None);
+    assert_eq!(counter(&metrics, "error"), 1, "one broken edit, one failure");
+}

@@ -13,7 +13,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tagwarden::policy::Policy;
 use tagwarden::rules::schema::VendorFile;
 use tagwarden::rules::{RuleError, RuleErrors, SourceFile, load_dir, read_dir};
 
@@ -247,14 +246,14 @@ fn second_file_reusing_a_vendor_id_is_an_error_at_its_id() {
 
 #[test]
 fn duplicate_vendor_id_in_compiled_sources_is_an_error_at_the_second_id() {
-    // Policy::compile also refuses duplicates when sources come from elsewhere than a directory.
+    // rules::compile also refuses duplicates when sources come from elsewhere than a directory.
     let rules = RulesDir::valid();
     let mut sources = read_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
     let text = BEACON.replace("px.beacon.example", "px2.beacon.example");
     let vendor: VendorFile = toml::from_str(&text).unwrap();
     let path = rules.file("vendors/beacon_copy.toml");
     sources.vendors.push((SourceFile { path: path.clone(), text: text.clone() }, vendor));
-    let errors = match Policy::compile(&sources) {
+    let errors = match tagwarden::rules::compile(&sources) {
         Ok(_) => panic!("duplicate id compiled"),
         Err(RuleErrors(errors)) => errors,
     };

@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh Debian machine with the Rust toolchain:
 # installs what the build and the tests need (cmake for pingora's zlib-ng,
 # Chromium for the real-browser suite, promtool for the metrics lint) when it is
-# missing and we may install, then runs every test. The README's test command;
+# missing and we may install, then checks formatting (rustfmt) and lints
+# (clippy, warnings are errors) and runs every test. The README's test command;
 # CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,7 @@ fi
 
 test -d ../shared/corpus/pages || { echo "../shared/corpus/pages is missing: check the repository out with shared/ beside it" >&2; exit 1; }
 
+# Formatting and lints first: a clippy warning fails the run like a test does.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked "$@"

@@ -231,10 +231,10 @@ async fn a_ca_file_that_is_not_pem_certificates_is_a_config_error() {
     let bad = dir.path().join("ca.pem");
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n").unwrap();
     let up = upstream("https://127.0.0.1:9".into(), |u| u.ca_file = Some(bad.clone()));
-    let err = origin_for(&up).await.expect_err("a broken CA file must not start");
+    let err = origin_for(&up).await.expect_err("a broken CA file must not start").to_string();
     assert!(err.contains("ca_file") && err.contains("not valid X.509"), "{err}");
     std::fs::write(&bad, "no pem here\n").unwrap();
-    let err = origin_for(&up).await.expect_err("an empty CA file must not start");
+    let err = origin_for(&up).await.expect_err("an empty CA file must not start").to_string();
     assert!(err.contains("no PEM certificates"), "{err}");
 }
 

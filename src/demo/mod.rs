@@ -6,7 +6,13 @@
 
 pub mod vendor;
 
-use crate::http1::{Request, Response};
+use async_trait::async_trait;
+use http::header::CACHE_CONTROL;
+use http::{Method, Response};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::respond::{response, text, with_header};
 
 const INDEX: &str = include_str!("index.html");
 const APPOINTMENTS: &str = include_str!("appointments.html");
@@ -16,18 +22,31 @@ const JS: &str = include_str!("app.js");
 const LOGO: &str = include_str!("logo.svg");
 
 /// Answers one demo-origin request.
-pub async fn handle(req: Request) -> Response {
-    if req.method != "GET" && req.method != "HEAD" {
-        return Response::text(405, "method not allowed\n");
+pub fn page(method: &Method, path: &str) -> Response<Vec<u8>> {
+    if method != Method::GET && method != Method::HEAD {
+        return text(405, "method not allowed\n");
     }
     let html = "text/html; charset=utf-8";
-    match req.path() {
-        "/" => Response::new(200, html, INDEX),
-        "/appointments" => Response::new(200, html, APPOINTMENTS),
-        "/conditions/diabetes" => Response::new(200, html, CONDITION),
-        "/static/site.css" => Response::new(200, "text/css", CSS).header("cache-control", "max-age=60"),
-        "/static/app.js" => Response::new(200, "text/javascript", JS).header("cache-control", "max-age=60"),
-        "/static/logo.svg" => Response::new(200, "image/svg+xml", LOGO).header("cache-control", "max-age=60"),
-        _ => Response::new(404, html, "<!doctype html><title>Not found</title><h1>Not found</h1>\n"),
+    let cached = |r| with_header(r, CACHE_CONTROL, "max-age=60");
+    match path {
+        "/" => response(200, html, INDEX),
+        "/appointments" => response(200, html, APPOINTMENTS),
+        "/conditions/diabetes" => response(200, html, CONDITION),
+        "/static/site.css" => cached(response(200, "text/css", CSS)),
+        "/static/app.js" => cached(response(200, "text/javascript", JS)),
+        "/static/logo.svg" => cached(response(200, "image/svg+xml", LOGO)),
+        _ => response(404, html, "<!doctype html><title>Not found</title><h1>Not found</h1>\n"),
+    }
+}
+
+/// The demo origin as a pingora app.
+#[derive(Debug, Default)]
+pub struct DemoOrigin;
+
+#[async_trait]
+impl ServeHttp for DemoOrigin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        page(&req.method, req.uri.path())
     }
 }

@@ -321,7 +321,8 @@ async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> Option<(String, String
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(p) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = std::str::from_utf8(&b[..p]).ok().and_then(|h| usize::from_str_radix(h.split(';').next()?.trim(), 16).ok());
+        let size =
+            std::str::from_utf8(&b[..p]).ok().and_then(|h| usize::from_str_radix(h.split(';').next()?.trim(), 16).ok());
         let Some(size) = size.filter(|s| *s > 0) else { break };
         let start = p + 2;
         if b.len() < start + size {

@@ -8,22 +8,36 @@ pub enum HostPattern {
     Suffix(String),
 }
 
+/// Why a host pattern was refused; the message names the pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPatternError {
+    /// Empty, or a wildcard elsewhere than a leading `*.`, a path, port, userinfo…
+    #[error("`{0}` is not a host pattern (expected `host` or `*.host`)")]
+    NotAPattern(String),
+    /// The URL parser refuses the host.
+    #[error("`{pattern}` is not a valid host: {reason}")]
+    InvalidHost { pattern: String, reason: url::ParseError },
+    /// The host normalises to nothing.
+    #[error("`{0}` is not a valid host")]
+    EmptyHost(String),
+}
+
 impl HostPattern {
     /// Parses a rule-file host pattern. The host is normalised through the URL
     /// parser so `Clinic.Example.` and IDN forms compare as a browser would.
-    pub fn parse(s: &str) -> Result<HostPattern, String> {
+    pub fn parse(s: &str) -> Result<HostPattern, HostPatternError> {
         let (wild, rest) = match s.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, s),
         };
         if rest.is_empty() || rest.contains(['*', '/', ':', '@', ' ', '?', '#']) {
-            return Err(format!("`{s}` is not a host pattern (expected `host` or `*.host`)"));
+            return Err(HostPatternError::NotAPattern(s.to_string()));
         }
-        let parsed =
-            url::Url::parse(&format!("https://{rest}/")).map_err(|e| format!("`{s}` is not a valid host: {e}"))?;
+        let parsed = url::Url::parse(&format!("https://{rest}/"))
+            .map_err(|reason| HostPatternError::InvalidHost { pattern: s.to_string(), reason })?;
         let host = normalize_host(parsed.host_str().unwrap_or_default());
         if host.is_empty() {
-            return Err(format!("`{s}` is not a valid host"));
+            return Err(HostPatternError::EmptyHost(s.to_string()));
         }
         Ok(if wild { HostPattern::Suffix(host) } else { HostPattern::Exact(host) })
     }
@@ -92,6 +106,12 @@ impl FirstParty {
 
     pub fn page_host(&self) -> &str {
         &self.page_host
+    }
+
+    /// The page host's registrable domain when the rules name no first-party
+    /// hosts (the site is that domain and its subdomains); `None` otherwise.
+    pub fn registrable(&self) -> Option<&str> {
+        self.registrable.as_deref()
     }
 
     pub fn contains(&self, host: &str) -> bool {

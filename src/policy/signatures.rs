@@ -47,7 +47,8 @@ fn prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
 
 impl Signatures {
     /// `signatures`: (regex compiled with [`compile`], vendor) pairs.
-    pub fn new(signatures: Vec<(Regex, VendorIdx)>) -> Result<Signatures, String> {
+    /// Fails only if the prefilter automaton cannot be built (too large).
+    pub fn new(signatures: Vec<(Regex, VendorIdx)>) -> Result<Signatures, aho_corasick::BuildError> {
         let mut regexes = Vec::new();
         let mut vendor = Vec::new();
         let mut wanted: Vec<(Vec<u8>, usize)> = Vec::new();
@@ -82,8 +83,7 @@ impl Signatures {
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::DFA))
                     .match_kind(MatchKind::Standard)
-                    .build(&literals)
-                    .map_err(|e| e.to_string())?,
+                    .build(&literals)?,
             )
         };
         Ok(Signatures { regexes, vendor, prefilter, literal_sigs, unfiltered })

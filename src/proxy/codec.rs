@@ -8,9 +8,34 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::{DeflateDecoder, GzEncoder, MultiGzDecoder, ZlibDecoder};
 
+use crate::rewrite::RewriteError;
+
 /// Largest compressed slice decoded at once: deflate expands at most ~1032×,
 /// so one slice yields at most ~0.5 MiB.
 const DECODE_SLICE: usize = 512;
+
+/// A body that cannot be decoded or encoded. Either way the response fails closed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Corrupt or truncated compressed data from the origin.
+    #[error("content decoding: {0}")]
+    Decode(#[source] std::io::Error),
+    /// The brotli stream ended before its last block.
+    #[error("content decoding: truncated brotli stream")]
+    TruncatedBrotli,
+    /// Compressing the rewritten body for the client failed.
+    #[error("content encoding: {0}")]
+    Encode(#[source] std::io::Error),
+}
+
+impl From<CodecError> for RewriteError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Decode(_) | CodecError::TruncatedBrotli => RewriteError::ContentDecoding(e.to_string()),
+            CodecError::Encode(_) => RewriteError::ContentEncoding(e.to_string()),
+        }
+    }
+}
 
 /// A content coding we can undo.
 pub enum Decoder {
@@ -52,13 +77,18 @@ impl Decoder {
         }
     }
 
-    /// Decodes `input`, calling `sink` with each decoded piece.
-    pub fn decode(&mut self, input: &[u8], sink: &mut dyn FnMut(&[u8]) -> Result<(), String>) -> Result<(), String> {
+    /// Decodes `input`, calling `sink` with each decoded piece. The sink's own
+    /// errors come back unchanged, so a rewriting error keeps its kind.
+    pub fn decode<E: From<CodecError>>(
+        &mut self,
+        input: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         if let Decoder::Identity = self {
             return sink(input);
         }
         for slice in input.chunks(DECODE_SLICE) {
-            let out = self.write_slice(slice).map_err(|e| format!("content decoding: {e}"))?;
+            let out = self.write_slice(slice).map_err(CodecError::Decode)?;
             if !out.is_empty() {
                 sink(&out)?;
             }
@@ -108,8 +138,8 @@ impl Decoder {
     }
 
     /// Ends the stream; errors on a truncated or corrupt encoding.
-    pub fn finish(self) -> Result<Vec<u8>, String> {
-        let err = |e: std::io::Error| format!("content decoding: {e}");
+    pub fn finish(self) -> Result<Vec<u8>, CodecError> {
+        let err = CodecError::Decode;
         match self {
             Decoder::Identity | Decoder::Deflate(None) => Ok(Vec::new()),
             Decoder::Gzip(d) => d.finish().map_err(err),
@@ -117,7 +147,7 @@ impl Decoder {
                 DeflateKind::Zlib(d) => d.finish().map_err(err),
                 DeflateKind::Raw(d) => d.finish().map_err(err),
             },
-            Decoder::Br(d) => d.into_inner().map_err(|_| "content decoding: truncated brotli stream".to_string()),
+            Decoder::Br(d) => d.into_inner().map_err(|_| CodecError::TruncatedBrotli),
         }
     }
 }
@@ -159,24 +189,23 @@ impl Encoder {
 
     /// Encodes `input` and flushes, so every chunk reaches the client as soon as
     /// it is rewritten.
-    pub fn encode(&mut self, input: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    pub fn encode(&mut self, input: Vec<u8>) -> Result<Vec<u8>, CodecError> {
         match self {
             Encoder::Identity => Ok(input),
             Encoder::Gzip(e) => {
                 if input.is_empty() {
                     return Ok(Vec::new());
                 }
-                e.write_all(&input)?;
-                e.flush()?;
+                e.write_all(&input).and_then(|()| e.flush()).map_err(CodecError::Encode)?;
                 Ok(std::mem::take(e.get_mut()))
             }
         }
     }
 
-    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+    pub fn finish(self) -> Result<Vec<u8>, CodecError> {
         match self {
             Encoder::Identity => Ok(Vec::new()),
-            Encoder::Gzip(e) => e.finish(),
+            Encoder::Gzip(e) => e.finish().map_err(CodecError::Encode),
         }
     }
 }
@@ -187,7 +216,7 @@ mod tests {
 
     fn decode_all(mut d: Decoder, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        d.decode(input, &mut |b| {
+        d.decode::<CodecError>(input, &mut |b| {
             out.extend_from_slice(b);
             Ok(())
         })
@@ -225,7 +254,7 @@ mod tests {
         gz.write_all(&b"x".repeat(10_000)).unwrap();
         let bytes = gz.finish().unwrap();
         let mut d = Decoder::for_content_encoding(Some("gzip")).unwrap();
-        d.decode(&bytes[..bytes.len() / 2], &mut |_| Ok(())).unwrap();
+        d.decode::<CodecError>(&bytes[..bytes.len() / 2], &mut |_| Ok(())).unwrap();
         assert!(d.finish().is_err());
     }
 

@@ -1,11 +1,14 @@
 //! Response headers that make a browser load something: `Link` (preload,
-//! preconnect, …) and `Refresh`. On HTML responses, entries pointing at hosts
-//! the policy would remove are dropped — the header equivalent of `<link>` and
-//! meta refresh.
+//! preconnect, …) and `Refresh`. On HTML responses they are decided like their
+//! markup equivalents (`<link>` and meta refresh), with the same page context —
+//! the visitor's consent included: entries for an allowed first-party vendor are
+//! rewritten to the first-party path, entries the policy removes are dropped.
+//! In report mode the headers are left as they are; the decisions are still returned.
 
 use pingora::http::ResponseHeader;
 
-use crate::policy::{Construct, Decision, PageContext, Policy};
+use crate::policy::Mode;
+use crate::policy::{Construct, Decision, Finding, PageContext, Policy};
 
 /// Splits a `Link` header value into entries (commas inside `<…>` or quotes do not split).
 fn split_links(value: &str) -> Vec<&str> {
@@ -27,42 +30,60 @@ fn split_links(value: &str) -> Vec<&str> {
     out.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
-fn keep_url(policy: &Policy, ctx: &PageContext, construct: Construct, raw: &str) -> bool {
-    match ctx.page_url.join(raw.trim()) {
-        Ok(u) => policy.decide(ctx, construct, &u).0 == Decision::Keep,
-        Err(_) => false,
+/// Decides one raw header URL; a URL that does not parse is removed.
+fn decide(policy: &Policy, page: &PageContext, construct: Construct, raw: &str, found: &mut Vec<Finding>) -> Decision {
+    match page.page_url.join(raw.trim()) {
+        Ok(u) => {
+            let (decision, finding) = policy.decide(page, construct, &u);
+            found.extend(finding);
+            decision
+        }
+        Err(_) => Decision::Remove(crate::policy::Reason::UnsafeUrl),
     }
 }
 
-/// Drops `Link` entries and a `Refresh` header that lead off-site.
-pub fn filter_headers(policy: &Policy, page: &url::Url, resp: &mut ResponseHeader) {
-    let ctx = policy.page(page, policy.consent_default);
+/// One `Link` entry after its decision: kept, pointed first-party, or `None` (dropped).
+fn link_entry(policy: &Policy, page: &PageContext, entry: &str, found: &mut Vec<Finding>) -> Option<String> {
+    let (url, params) = entry.strip_prefix('<').and_then(|r| r.split_once('>'))?;
+    match decide(policy, page, Construct::Link, url, found) {
+        Decision::Keep => Some(entry.to_string()),
+        Decision::FirstParty(u) => Some(format!("<{u}>{params}")),
+        Decision::Remove(_) => None,
+    }
+}
+
+/// Decides the `Link` entries and the `Refresh` header of an HTML response for
+/// `page`, and in enforce mode applies the decisions. Returns the findings for
+/// the caller to record.
+pub fn filter_headers(policy: &Policy, page: &PageContext, resp: &mut ResponseHeader) -> Vec<Finding> {
+    let enforce = page.mode == Mode::Enforce;
+    let mut found = Vec::new();
     let links: Vec<String> =
         resp.headers.get_all("link").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
     if !links.is_empty() {
-        let kept: Vec<String> = links
-            .iter()
-            .flat_map(|v| split_links(v))
-            .filter(|entry| {
-                let url = entry.strip_prefix('<').and_then(|r| r.split_once('>')).map(|(u, _)| u);
-                url.is_some_and(|u| keep_url(policy, &ctx, Construct::Link, u))
-            })
-            .map(str::to_string)
-            .collect();
-        let _ = resp.remove_header("link");
-        if !kept.is_empty() {
-            let _ = resp.insert_header("link", kept.join(", "));
+        let kept: Vec<String> =
+            links.iter().flat_map(|v| split_links(v)).filter_map(|e| link_entry(policy, page, e, &mut found)).collect();
+        if enforce {
+            let _ = resp.remove_header("link");
+            if !kept.is_empty() {
+                let _ = resp.insert_header("link", kept.join(", "));
+            }
         }
     }
     let refresh = resp.headers.get("refresh").and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Some(r) = refresh
         && let Some(target) = crate::rewrite::urls::meta_refresh_url(&r)
-        && !keep_url(policy, &ctx, Construct::MetaRefresh, target)
+        // A refresh to a vendor, even first-party, is a navigation the rules did not ask for.
+        && decide(policy, page, Construct::MetaRefresh, target, &mut found) != Decision::Keep
+        && enforce
     {
         let _ = resp.remove_header("refresh");
     }
-    // Speculation rules fetched from a header could name any host.
-    let _ = resp.remove_header("speculation-rules");
+    if enforce {
+        // Speculation rules fetched from a header could name any host.
+        let _ = resp.remove_header("speculation-rules");
+    }
+    found
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Running the proxy: our own accept loop over an already-bound listener (so
-//! tests bind `127.0.0.1:0` and run in-process), each connection handed to
-//! pingora's HTTP/1 engine, and a bounded graceful drain on shutdown.
+//! Running the listeners: our own accept loop over an already-bound listener (so
+//! tests bind `127.0.0.1:0` and run in-process), each connection handed to a
+//! pingora app (the proxy's HTTP/1 engine, or a `ServeHttp` app), and a bounded
+//! graceful drain on shutdown.
 
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +21,23 @@ use super::Warden;
 /// Serves `warden` on `listener` until `shutdown` turns true, then stops
 /// accepting, tells keep-alive connections to close after their current
 /// request, and waits up to `grace` for in-flight requests.
-pub async fn run(listener: TcpListener, warden: Warden, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
     let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
+    serve_app(listener, app, shutdown, grace).await;
+}
+
+/// The accept loop for any pingora app — the proxy, and the admin listener and
+/// demo origin (`ServeHttp` apps in an `HttpServer`) — with the same back-off
+/// and drain.
+pub async fn serve_app<A>(listener: TcpListener, app: Arc<A>, mut shutdown: watch::Receiver<bool>, grace: Duration)
+where
+    A: ServerApp + Send + Sync + 'static,
+{
     let (engine_tx, engine_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _peer)) = accepted else { continue };
+            (tcp, _peer) = accept_with_backoff(|| listener.accept()) => {
                 let _ = tcp.set_nodelay(true);
                 let fd = tcp.as_raw_fd();
                 let mut stream = Stream::from(tcp);
@@ -50,5 +61,58 @@ pub async fn run(listener: TcpListener, warden: Warden, mut shutdown: watch::Rec
     if drained.is_err() {
         tracing::warn!(remaining = conns.len(), "shutdown grace period over; closing remaining connections");
         conns.abort_all();
+    }
+}
+
+/// First wait after a failed `accept`.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest wait between failed `accept`s.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts the next connection. A failed `accept` (EMFILE/ENFILE when out of file
+/// descriptors, ENOBUFS, ECONNABORTED…) is logged and retried after a wait that
+/// doubles from 5 ms to 1 s: retrying at once would spin a core while the
+/// condition lasts, and the backlog keeps the waiting connections meanwhile.
+pub async fn accept_with_backoff<T, F, Fut>(mut accept: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::io::Result<T>>,
+{
+    let mut wait = ACCEPT_BACKOFF_MIN;
+    loop {
+        match accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "accept failed; backing off");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_accept_is_retried_with_back_off_not_in_a_busy_loop() {
+        const FAILURES: usize = 1000;
+        let calls = AtomicUsize::new(0);
+        let accept = || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < FAILURES {
+                    return Err(std::io::Error::from_raw_os_error(24)); // EMFILE
+                }
+                std::future::pending::<std::io::Result<()>>().await
+            }
+        };
+        // Without a back-off all the failures are burnt through at once.
+        let _ = tokio::time::timeout(Duration::from_millis(100), accept_with_backoff(accept)).await;
+        let tried = calls.load(Ordering::SeqCst);
+        assert!(tried < 20, "{tried} accept calls in 100 ms");
     }
 }

@@ -17,8 +17,7 @@ use url::Url;
 use super::fetch_attrs;
 use super::urls::{decode_attr, escape_attr};
 use super::{Engine, RewriteError, RewriteOptions, lock};
-use crate::policy::{Construct, Decision, Finding, PageContext, Policy, Reason};
-use crate::rules::schema::Mode;
+use crate::policy::{Construct, Decision, Finding, Mode, PageContext, Policy, Reason};
 
 mod attrs;
 

@@ -26,8 +26,8 @@ use lol_html::errors::RewritingError;
 use lol_html::send::{HtmlRewriter, Settings};
 use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink};
 
+use crate::policy::Mode;
 use crate::policy::{Finding, PageContext, Policy};
-use crate::rules::schema::Mode;
 use handlers::State;
 
 /// Bounds for one document.
@@ -60,6 +60,12 @@ pub enum RewriteError {
     InlineTooLarge(usize),
     #[error("element nested inside text held for a decision")]
     NestedCapture,
+    /// The origin's body could not be decoded (corrupt or truncated gzip, deflate, br).
+    #[error("{0}")]
+    ContentDecoding(String),
+    /// The rewritten body could not be encoded for the client.
+    #[error("{0}")]
+    ContentEncoding(String),
     #[error("handler error: {0}")]
     Handler(String),
     #[error("the rewriter already failed")]
@@ -75,6 +81,8 @@ impl RewriteError {
             RewriteError::ParsingAmbiguity => "parsing_ambiguity",
             RewriteError::InlineTooLarge(_) => "inline_too_large",
             RewriteError::NestedCapture => "nested_capture",
+            RewriteError::ContentDecoding(_) => "content_decoding",
+            RewriteError::ContentEncoding(_) => "content_encoding",
             RewriteError::Handler(_) => "handler",
             RewriteError::Poisoned => "poisoned",
         }
@@ -185,7 +193,6 @@ pub struct HtmlStream {
     declared: Option<&'static Encoding>,
     phase: Phase,
     findings: Vec<Finding>,
-    report_error: Option<RewriteError>,
 }
 
 impl std::fmt::Debug for HtmlStream {
@@ -213,19 +220,7 @@ impl HtmlStream {
                 None => None,
             },
         };
-        Ok(HtmlStream {
-            policy,
-            page,
-            opts,
-            declared,
-            phase: Phase::Sniffing(Vec::new()),
-            findings: Vec::new(),
-            report_error: None,
-        })
-    }
-
-    pub fn mode(&self) -> Mode {
-        self.page.mode
+        Ok(HtmlStream { policy, page, opts, declared, phase: Phase::Sniffing(Vec::new()), findings: Vec::new() })
     }
 
     fn enforce(&self) -> bool {
@@ -238,11 +233,6 @@ impl HtmlStream {
             self.findings.append(&mut lock(&engine.state).findings);
         }
         std::mem::take(&mut self.findings)
-    }
-
-    /// In report mode, the error that ended the analysis early, if any.
-    pub fn report_error(&self) -> Option<&RewriteError> {
-        self.report_error.as_ref()
     }
 
     /// Feeds one chunk; returns the output ready so far.
@@ -265,10 +255,8 @@ impl HtmlStream {
             }
             return result;
         }
-        if let Err(e) = result
-            && self.report_error.is_none()
-        {
-            self.report_error = Some(e);
+        if result.is_err() {
+            // The analysis ends here; the page still passes unchanged.
             self.phase = Phase::Failed;
         }
         Ok(input.to_vec())

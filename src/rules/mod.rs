@@ -5,6 +5,7 @@
 //! [`crate::policy::Policy`] or every error found, so a reload can keep the last
 //! good rules on any mistake.
 
+mod compile;
 pub mod schema;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::policy::Policy;
+pub use compile::{compile, valid_hash_source, valid_host_source};
 use schema::{SiteFile, VendorFile};
 
 /// One mistake in a rule file, located.
@@ -163,11 +165,11 @@ pub struct RuleSources {
 /// Reads and validates `dir/site.toml` and `dir/vendors/*.toml` into a [`Policy`].
 pub fn load_dir(dir: &Path) -> Result<Policy, RuleErrors> {
     let sources = read_dir(dir)?;
-    Policy::compile(&sources)
+    compile(&sources)
 }
 
 /// Reads and parses the files (syntax and unknown keys); semantic checks happen in
-/// [`Policy::compile`].
+/// [`compile`].
 pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
     let mut errors = Vec::new();
     let site_path = dir.join("site.toml");
@@ -181,11 +183,8 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
     let site = site_source.parse::<SiteFile>().map_err(|e| errors.push(e)).ok();
 
     let vendor_dir = dir.join("vendors");
-    let mut vendor_paths: Vec<PathBuf> = match std::fs::read_dir(&vendor_dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
+    let vendor_paths: Vec<PathBuf> = match vendor_paths(&vendor_dir) {
+        Ok(paths) => paths,
         Err(e) => {
             errors.push(RuleError {
                 file: vendor_dir.clone(),
@@ -196,7 +195,6 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
             Vec::new()
         }
     };
-    vendor_paths.sort();
 
     let mut vendors = Vec::new();
     for path in vendor_paths {
@@ -207,8 +205,7 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
                 continue;
             }
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        hash_file(&mut hasher, &format!("vendors/{name}"), &source.text);
+        hash_file(&mut hasher, &vendor_key(&path), &source.text);
         match source.parse::<VendorFile>() {
             Ok(v) => {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -227,13 +224,52 @@ pub fn read_dir(dir: &Path) -> Result<RuleSources, RuleErrors> {
     }
 
     match site {
-        Some(site) if errors.is_empty() => {
-            let digest = hasher.finalize();
-            let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-            Ok(RuleSources { site_source, site, vendors, version })
-        }
+        Some(site) if errors.is_empty() => Ok(RuleSources { site_source, site, vendors, version: short_hex(hasher) }),
         _ => Err(RuleErrors(errors)),
     }
+}
+
+/// A hash of the rule tree as it is on disk: every `site.toml` and
+/// `vendors/*.toml` path with its content, an unreadable file by its path alone.
+/// Equal to [`RuleSources::version`] whenever the tree reads, and defined when it
+/// does not, so a watcher tells any edit (a fix, another mistake) from no edit.
+pub fn fingerprint(dir: &Path) -> String {
+    let mut hasher = Sha256::new();
+    match std::fs::read_to_string(dir.join("site.toml")) {
+        Ok(text) => hash_file(&mut hasher, "site.toml", &text),
+        Err(_) => hasher.update(b"site.toml\0unreadable\0"),
+    }
+    match vendor_paths(&dir.join("vendors")) {
+        Ok(paths) => {
+            for path in paths {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => hash_file(&mut hasher, &vendor_key(&path), &text),
+                    Err(_) => hasher.update(format!("{}\0unreadable\0", vendor_key(&path))),
+                }
+            }
+        }
+        Err(_) => hasher.update(b"vendors\0unreadable\0"),
+    }
+    short_hex(hasher)
+}
+
+/// `vendors/*.toml`, sorted (the version hash depends on the order).
+fn vendor_paths(vendor_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(vendor_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn vendor_key(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("vendors/{name}")
+}
+
+fn short_hex(hasher: Sha256) -> String {
+    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 fn hash_file(hasher: &mut Sha256, name: &str, text: &str) {
@@ -254,7 +290,13 @@ fn read_source(path: &Path) -> Result<SourceFile, RuleError> {
 
 #[cfg(test)]
 mod tests {
-    use super::key_path_at;
+    use super::{fingerprint, key_path_at, read_dir};
+
+    #[test]
+    fn the_fingerprint_of_a_readable_tree_is_its_version() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        assert_eq!(fingerprint(&dir), read_dir(&dir).unwrap().version);
+    }
 
     #[test]
     fn key_paths_follow_tables_and_arrays_of_tables() {

@@ -8,6 +8,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+/// Read from the files as they are; the compiled policy owns their meaning.
+pub use crate::policy::{Mode, Serve};
+
 /// `rules/site.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,15 +46,6 @@ pub struct SiteSection {
 
 fn default_prefix() -> Spanned<String> {
     Spanned::new(0..0, "/_tw".to_string())
-}
-
-/// `enforce` rewrites pages; `report` leaves them unchanged but records every decision.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    #[default]
-    Enforce,
-    Report,
 }
 
 /// `[csp]`
@@ -190,17 +184,6 @@ pub struct VendorFile {
     pub first_party: FirstPartySection,
 }
 
-/// How an allowed vendor is loaded.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Serve {
-    /// Rewritten to `<prefix>/<vendor>/<host>/<path>` and proxied server-side.
-    #[default]
-    FirstParty,
-    /// Left pointing at the vendor's host.
-    Direct,
-}
-
 /// `[first_party]` in a vendor file.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -211,8 +194,7 @@ pub struct FirstPartySection {
     /// Cookie names forwarded to the vendor. Default none.
     #[serde(default)]
     pub forward_cookies: Vec<String>,
-    /// Query parameter names kept; all others are dropped. PHI patterns are
-    /// redacted in the values that stay.
+    /// Query parameter names kept, values as sent; all others are dropped.
     #[serde(default)]
     pub query_allow: Vec<String>,
 }

@@ -17,9 +17,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use pingora::apps::http_app::{HttpServer, ServeHttp};
+use pingora::protocols::http::ServerSession;
 use tagwarden::config::Config;
-use tagwarden::http1::{self, Request, Response};
+use tagwarden::proxy::server::serve_app;
 use tagwarden::proxy::{Origin, Shared};
+use tagwarden::respond::response;
 use tagwarden::serve::{Running, start_with};
 
 /// The runtime-injection page: its only script is first-party (so the rewriter
@@ -160,20 +163,16 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
     let origin_addr = origin_l.local_addr().map_err(|e| e.to_string())?;
     let origin_log = OriginLog::default();
     let (docs, log) = (Arc::new(docs), origin_log.clone());
-    tokio::spawn(http1::serve(origin_l, shutdown_rx.clone(), move |req: Request| {
-        let (docs, log) = (docs.clone(), log.clone());
-        async move {
-            log.lock().push(OriginHit { host: req.header("host").map(str::to_string), target: req.target.clone() });
-            respond(&docs, req).await
-        }
-    }));
+    let origin = Arc::new(HttpServer::new_app(TestOrigin { docs, log }));
+    tokio::spawn(serve_app(origin_l, origin, shutdown_rx.clone(), Duration::from_secs(1)));
 
     let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
     let config = Config { rules: rules.to_path_buf(), ..Config::default() };
     let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).with_loopback_vendors(vendor_port));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let running =
-        start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None).await?;
+    let running = start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let front_l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("front: {e}"))?;
     let front = front_l.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(run_front(front_l, running.proxy_addr, tls_acceptor()?));
@@ -241,24 +240,42 @@ async fn run_front(listener: TcpListener, backend: SocketAddr, tls: tokio_rustls
     }
 }
 
-async fn respond(docs: &Documents, req: Request) -> Response {
-    const HTML: &str = "text/html; charset=utf-8";
-    if let Some((content_type, body)) = super::runtime::respond(req.path()) {
-        return Response::new(200, content_type, body);
+/// The test origin: records each request, then answers from the documents,
+/// the runtime pages, or the demo clinic.
+struct TestOrigin {
+    docs: Arc<Documents>,
+    log: OriginLog,
+}
+
+#[async_trait::async_trait]
+impl ServeHttp for TestOrigin {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let host = req.headers.get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let target = req.uri.path_and_query().map_or_else(|| req.uri.to_string(), |pq| pq.as_str().to_string());
+        self.log.lock().push(OriginHit { host, target });
+        respond(&self.docs, &req.method, req.uri.path())
     }
-    match req.path() {
-        "/runtime/" => Response::new(200, HTML, RUNTIME_PAGE),
-        "/static/inject.js" => Response::new(200, "text/javascript", INJECT_JS),
-        "/runtime/imports" => Response::new(200, HTML, IMPORTS_PAGE),
-        "/runtime/imports-site" => Response::new(200, HTML, imports_page_without_vendor()),
-        "/static/imports.js" => Response::new(200, "text/javascript", IMPORTS_JS),
-        "/static/first-party-module.js" => Response::new(200, "text/javascript", FIRST_PARTY_MODULE_JS),
-        "/static/dyn.js" => Response::new(200, "text/javascript", "export const ok = \"dyn\";\n"),
-        "/static/site-lib.js" => Response::new(200, "text/javascript", "export const ok = \"lib\";\n"),
+}
+
+fn respond(docs: &Documents, method: &http::Method, path: &str) -> http::Response<Vec<u8>> {
+    const HTML: &str = "text/html; charset=utf-8";
+    if let Some((content_type, body)) = super::runtime::respond(path) {
+        return response(200, content_type, body);
+    }
+    match path {
+        "/runtime/" => response(200, HTML, RUNTIME_PAGE),
+        "/static/inject.js" => response(200, "text/javascript", INJECT_JS),
+        "/runtime/imports" => response(200, HTML, IMPORTS_PAGE),
+        "/runtime/imports-site" => response(200, HTML, imports_page_without_vendor()),
+        "/static/imports.js" => response(200, "text/javascript", IMPORTS_JS),
+        "/static/first-party-module.js" => response(200, "text/javascript", FIRST_PARTY_MODULE_JS),
+        "/static/dyn.js" => response(200, "text/javascript", "export const ok = \"dyn\";\n"),
+        "/static/site-lib.js" => response(200, "text/javascript", "export const ok = \"lib\";\n"),
         p => match docs.0.get(p) {
-            Some(html) => Response::new(200, HTML, html.as_str()),
+            Some(html) => response(200, HTML, html.as_str()),
             // Everything else is the demo clinic (which 404s what it does not know).
-            None => tagwarden::demo::handle(req).await,
+            None => tagwarden::demo::page(method, p),
         },
     }
 }

@@ -1,0 +1,127 @@
+//! The edge of the proxy: request-head limits, request-smuggling shapes, the
+//! request body limit, and the forwarding headers (`X-Forwarded-For`/`-Proto`)
+//! sent to the origin — trusted only from `[listen] trusted_proxies`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::{Ctx, Warden, header_str, status_error};
+use crate::metrics::Rejection;
+
+/// Whether a raw HTTP/1 request head carries a `Content-Length` field.
+fn raw_head_has_content_length(head: &[u8]) -> bool {
+    head.split(|b| *b == b'\n').skip(1).any(|line| {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        line.contains(&b':') && name.trim_ascii().eq_ignore_ascii_case(b"content-length")
+    })
+}
+
+impl Warden {
+    /// Edge limits and request-smuggling shapes, before anything else runs.
+    pub(super) fn check_request_head(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
+        let limits = &self.shared.config.limits;
+        // pingora leaves HTTP/1.1 keep-alive idle connections without a timeout.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(limits.idle_timeout_seconds));
+        }
+        session.set_read_timeout(Some(Duration::from_secs(limits.request_read_timeout_seconds)));
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let req = session.req_header();
+        let count = req.headers.len();
+        let bytes: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+        if count > limits.max_request_headers || bytes > limits.max_request_header_bytes {
+            self.shared.metrics.rejected(Rejection::HeaderLimits);
+            return Err(status_error(431));
+        }
+        // Smuggling: a Transfer-Encoding other than exactly `chunked` is refused, and so is
+        // Transfer-Encoding with Content-Length. pingora drops Content-Length from the parsed
+        // header when both are sent, so the raw request head is what tells.
+        let te: Vec<&str> = req.headers.get_all("transfer-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
+        if !te.is_empty() {
+            let chunked_only = te.len() == 1 && te[0].trim().eq_ignore_ascii_case("chunked");
+            let both = session
+                .as_downstream()
+                .as_http1()
+                .is_none_or(|h1| raw_head_has_content_length(&h1.get_headers_raw_bytes()));
+            if !chunked_only || both {
+                self.shared.metrics.rejected(Rejection::Smuggling);
+                return Err(status_error(400));
+            }
+        }
+        if req.headers.get_all("content-length").iter().count() > 1 {
+            self.shared.metrics.rejected(Rejection::Smuggling);
+            return Err(status_error(400));
+        }
+        if let Some(len) = header_str(req, "content-length") {
+            match len.trim().parse::<u64>() {
+                Ok(n) if n as usize > limits.max_request_body_bytes => {
+                    self.shared.metrics.rejected(Rejection::BodyTooLarge);
+                    return Err(status_error(413));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.shared.metrics.rejected(Rejection::Smuggling);
+                    return Err(status_error(400));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts request body bytes whatever the framing (a chunked body has no Content-Length to check up front).
+    pub(super) fn count_request_body(&self, body: &Option<Bytes>, ctx: &mut Ctx) -> pingora::Result<()> {
+        ctx.request_body_bytes += body.as_ref().map_or(0, |b| b.len());
+        if ctx.request_body_bytes > self.shared.config.limits.max_request_body_bytes {
+            self.shared.metrics.rejected(Rejection::BodyTooLarge);
+            return Err(status_error(413));
+        }
+        Ok(())
+    }
+
+    /// `Host` (if configured), `X-Forwarded-For` and `X-Forwarded-Proto` for the origin.
+    pub(super) fn forwarding_headers(
+        &self,
+        session: &Session,
+        up: &mut RequestHeader,
+        ctx: &Ctx,
+    ) -> pingora::Result<()> {
+        if let Some(h) = &self.shared.origin.host_header {
+            up.insert_header("host", h.as_str())?;
+        }
+        let peer_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let trusted = ctx.client_ip.is_some_and(|ip| self.is_trusted(ip));
+        let xff = match (trusted, header_str(session.req_header(), "x-forwarded-for")) {
+            (true, Some(prev)) if !peer_ip.is_empty() => format!("{prev}, {peer_ip}"),
+            (true, Some(prev)) => prev.to_string(),
+            _ => peer_ip,
+        };
+        if xff.is_empty() {
+            let _ = up.remove_header("x-forwarded-for");
+        } else {
+            up.insert_header("x-forwarded-for", xff)?;
+        }
+        let proto = ctx.page_url.as_ref().map_or("http", |u| u.scheme()).to_string();
+        up.insert_header("x-forwarded-proto", proto)?;
+        Ok(())
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.shared.trusted_proxies.iter().any(|(n, l)| crate::config::cidr_contains(*n, *l, ip))
+    }
+
+    pub(super) fn page_url(&self, session: &Session, client_ip: Option<IpAddr>) -> Option<url::Url> {
+        let req = session.req_header();
+        let host = header_str(req, "host").map(str::to_string).or_else(|| req.uri.host().map(str::to_string))?;
+        let proto = match client_ip {
+            Some(ip) if self.is_trusted(ip) => header_str(req, "x-forwarded-proto").unwrap_or("http"),
+            _ => "http",
+        };
+        let proto = if proto.eq_ignore_ascii_case("https") { "https" } else { "http" };
+        let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        url::Url::parse(&format!("{proto}://{host}{pq}")).ok()
+    }
+}
