@@ -324,12 +324,21 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
+                    // tagwarden patch (cloudflare/pingora#946): a plain `Body` task was queued
+                    // before the downstream switched protocols, so its end is the end of the
+                    // upgrade request's own body, not of the tunnel, even when the 101 was read first.
+                    let pre_upgrade_body = matches!(body, Some(HttpTask::Body(..)));
                     match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
                             if request_done && client_session.was_upgraded() {
-                                response_done = true;
+                                if pre_upgrade_body {
+                                    // keep receiving the upgraded body from downstream
+                                    request_done = false;
+                                } else {
+                                    response_done = true;
+                                }
                             }
                         },
                         Err(e) => {
