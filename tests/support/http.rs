@@ -58,13 +58,22 @@ impl TestServer {
         F: Fn(Seen, TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        TestServer::start_accepting(MAX_CONNS, handler).await
+    }
+
+    /// As [`TestServer::start`], accepting at most `max_conns` connections.
+    pub async fn start_accepting<F, Fut>(max_conns: usize, handler: F) -> TestServer
+    where
+        F: Fn(Seen, TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = seen.clone();
         let handler = Arc::new(handler);
         tokio::spawn(async move {
-            for _ in 0..MAX_CONNS {
+            for _ in 0..max_conns {
                 let Ok((mut sock, _)) = listener.accept().await else { return };
                 let (recorded, handler) = (recorded.clone(), handler.clone());
                 tokio::spawn(async move {
