@@ -37,8 +37,7 @@ use std::sync::LazyLock;
 
 use sha2::Digest as _;
 
-use crate::policy::{HostPattern, PageContext, Policy};
-use crate::rules::schema::Serve;
+use crate::policy::{HostPattern, PageContext, Policy, Serve};
 
 /// The shim's source.
 pub const SHIM_JS: &str = include_str!("shim.js");
