@@ -26,13 +26,16 @@ pub enum CodecError {
     /// Compressing the rewritten body for the client failed.
     #[error("content encoding: {0}")]
     Encode(#[source] std::io::Error),
+    /// A body chunk after the end of the body.
+    #[error("body data after its end")]
+    Finished,
 }
 
 impl From<CodecError> for RewriteError {
     fn from(e: CodecError) -> Self {
         match e {
             CodecError::Decode(_) | CodecError::TruncatedBrotli => RewriteError::ContentDecoding(e.to_string()),
-            CodecError::Encode(_) => RewriteError::ContentEncoding(e.to_string()),
+            CodecError::Encode(_) | CodecError::Finished => RewriteError::ContentEncoding(e.to_string()),
         }
     }
 }

@@ -22,6 +22,7 @@ mod report;
 pub mod server;
 mod shim;
 mod vendor;
+mod vendor_body;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -156,6 +157,8 @@ pub struct Ctx {
     started: Instant,
     target: Target,
     html: Option<Mutex<HtmlPipeline>>,
+    /// A vendor's JS/CSS/JSON being rewritten (first-party path).
+    vendor_body: Option<vendor_body::VendorBodyPipeline>,
     accept_encoding: Option<String>,
     page_url: Option<url::Url>,
     client_ip: Option<IpAddr>,
@@ -181,6 +184,7 @@ impl ProxyHttp for Warden {
             started: Instant::now(),
             target: Target::Origin,
             html: None,
+            vendor_body: None,
             accept_encoding: None,
             page_url: None,
             client_ip: None,
@@ -212,10 +216,6 @@ impl ProxyHttp for Warden {
         if path == format!("{}/csp-report", policy.prefix) {
             ctx.route_label = path.clone();
             return self.csp_report(session, &policy).await.map(|()| true);
-        }
-        if path == crate::shim::path(&policy.prefix) {
-            ctx.route_label = path.clone();
-            return self.serve_shim(session).await.map(|()| true);
         }
         if path == crate::shim::path(&policy.prefix) {
             ctx.route_label = path.clone();
@@ -287,8 +287,19 @@ impl ProxyHttp for Warden {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        if let Target::Vendor { .. } = ctx.target {
-            return vendor::filter_vendor_response(resp);
+        if let Target::Vendor { vendor, .. } = ctx.target {
+            vendor::filter_vendor_response(resp)?;
+            if let Some(site) = &ctx.page_url {
+                let policy = ctx.policy.clone();
+                ctx.vendor_body = vendor_body::VendorBodyPipeline::start(
+                    resp,
+                    site,
+                    &policy.prefix,
+                    policy.vendor(vendor),
+                    ctx.accept_encoding.as_deref(),
+                )?;
+            }
+            return Ok(());
         }
         let status = resp.status.as_u16();
         if session.was_upgraded() || status == 101 {
@@ -311,6 +322,18 @@ impl ProxyHttp for Warden {
         end: bool,
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Duration>> {
+        if let Some(p) = ctx.vendor_body.as_mut() {
+            let input = body.take().unwrap_or_default();
+            match p.feed(&input, end) {
+                Ok(out) => *body = Some(out),
+                Err(e) => {
+                    // Never the raw rest: the connection closes without the final chunk.
+                    tracing::warn!(error = %e, "vendor body rewriting failed; response aborted");
+                    return Err(Error::explain(ErrorType::HTTPStatus(502), "vendor body rewrite aborted"));
+                }
+            }
+            return Ok(None);
+        }
         self.rewrite_body(body, end, ctx)?;
         Ok(None)
     }
