@@ -168,7 +168,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
             let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
             let l = TcpListener::bind(loopback).await.map_err(bind_error("demo origin", loopback))?;
             let addr = l.local_addr().map_err(bind_error("demo origin", loopback))?;
-            let demo = Arc::new(HttpServer::new_app(DemoOrigin));
+            let demo = Arc::new(HttpServer::new_app(DemoOrigin::default()));
             tokio::spawn(serve_app(l, demo, shutdown_rx.clone(), Duration::from_secs(1)));
             (Origin::plain(addr), Some(addr))
         }

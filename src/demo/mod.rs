@@ -30,7 +30,12 @@ pub fn page(method: &Method, path: &str) -> Response<Vec<u8>> {
     let cached = |r| with_header(r, CACHE_CONTROL, "max-age=60");
     match path {
         "/" => response(200, html, INDEX),
-        "/appointments" => response(200, html, APPOINTMENTS),
+        // The visitor's session cookie: it must never reach the support vendor.
+        "/appointments" => with_header(
+            response(200, html, APPOINTMENTS),
+            http::header::SET_COOKIE,
+            "clinic_session=demo-patient-42; Path=/; HttpOnly; SameSite=Lax",
+        ),
         "/conditions/diabetes" => response(200, html, CONDITION),
         "/static/site.css" => cached(response(200, "text/css", CSS)),
         "/static/app.js" => cached(response(200, "text/javascript", JS)),
@@ -39,14 +44,22 @@ pub fn page(method: &Method, path: &str) -> Response<Vec<u8>> {
     }
 }
 
-/// The demo origin as a pingora app.
+/// The demo origin as a pingora app. With the demo vendor running, its log is
+/// readable at `/_demo/vendor-log` (what the support vendor was told).
 #[derive(Debug, Default)]
-pub struct DemoOrigin;
+pub struct DemoOrigin {
+    pub vendor_log: Option<vendor::VendorLog>,
+}
 
 #[async_trait]
 impl ServeHttp for DemoOrigin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if req.uri.path() == "/_demo/vendor-log"
+            && let Some(log) = &self.vendor_log
+        {
+            return text(200, log.render());
+        }
         page(&req.method, req.uri.path())
     }
 }

@@ -107,6 +107,11 @@ impl VendorLog {
     pub fn snapshot(&self) -> Vec<VendorRequest> {
         self.lock().clone()
     }
+    /// Requests `from..to` (indices as [`VendorLog::len`] counted them).
+    pub fn slice(&self, from: usize, to: usize) -> Vec<VendorRequest> {
+        let l = self.lock();
+        l[from.min(l.len())..to.min(l.len())].to_vec()
+    }
     /// One line per request with its headers, for `/_demo/vendor-log`.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -125,6 +130,9 @@ impl VendorLog {
         out
     }
 }
+
+/// A static response the mock also serves: (host, path, content type, body).
+pub type ExtraRoute = (&'static str, &'static str, &'static str, &'static str);
 
 /// The running mock.
 #[derive(Debug)]
@@ -149,6 +157,13 @@ pub enum DemoVendorError {
 impl DemoVendor {
     /// Binds `listen` (use port 0) and serves until the runtime stops.
     pub async fn start(listen: SocketAddr) -> Result<DemoVendor, DemoVendorError> {
+        Self::start_with(listen, &[]).await
+    }
+
+    /// The same, also answering `extra` (the test suite adds a compromised
+    /// vendor script this way).
+    pub async fn start_with(listen: SocketAddr, extra: &[ExtraRoute]) -> Result<DemoVendor, DemoVendorError> {
+        let extra: Arc<Vec<ExtraRoute>> = Arc::new(extra.to_vec());
         let (ca_pem, config) = tls_config()?;
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -161,13 +176,13 @@ impl DemoVendor {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let (acceptor, log) = (acceptor.clone(), l.clone());
+                let (acceptor, log, extra) = (acceptor.clone(), l.clone(), extra.clone());
                 tokio::spawn(async move {
                     let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                         return;
                     };
                     let host = tls.get_ref().1.server_name().unwrap_or_default().to_string();
-                    let _ = tokio::time::timeout(Duration::from_secs(300), serve(tls, host, log)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(300), serve(tls, host, log, &extra)).await;
                 });
             }
         });
@@ -193,7 +208,7 @@ fn tls_config() -> Result<(String, rustls::ServerConfig), DemoVendorError> {
     Ok((ca.pem(), config))
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: String, log: VendorLog) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: String, log: VendorLog, extra: &[ExtraRoute]) {
     loop {
         let Some((method, target, headers, body)) = read_request(&mut s).await else { return };
         let req = VendorRequest { host: host.clone(), method, target, headers, body, frames: Vec::new() };
@@ -203,7 +218,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: String, log: V
             websocket(s, &req, &log, idx).await;
             return;
         }
-        let (status, ctype, body) = respond(&req);
+        let path = req.target.split('?').next().unwrap_or_default();
+        let (status, ctype, body) = match extra.iter().find(|(h, p, _, _)| *h == host && *p == path) {
+            Some((_, _, ctype, body)) => (200, *ctype, body.as_bytes().to_vec()),
+            None => respond(&req),
+        };
         // A tracking cookie, as vendors set: tagwarden must drop it.
         let head = format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nset-cookie: __zlcmid=demo-tracking-id; Path=/; Secure\r\n\r\n",
