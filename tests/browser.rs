@@ -56,6 +56,7 @@ mod loads;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +66,7 @@ use browser::chrome::{Browser, PageLoad, Waits};
 use browser::harness::{self, Documents, OriginHit};
 use browser::runtime;
 use browser::sinks::{Hit, HitLog, Sinks};
+use tagwarden::demo::vendor::{DemoVendor, VendorRequest};
 
 /// Host the vectors, the demo and the runtime page are served under.
 const CLINIC: &str = "clinic.example";
@@ -481,6 +483,7 @@ fn scenarios() -> Vec<Scenario> {
                     _ => &[],
                 },
                 evaluate: match (javascript, group, id.as_str()) {
+                    (true, "demo", "demo/appointments") => [&[DEMO_APP_READY][..], browser::widget::EVALUATE].concat(),
                     (true, "demo", _) => vec![DEMO_APP_READY],
                     (true, _, "runtime/imports") => vec![IMPORTS_READY],
                     (true, _, "runtime/hints") => vec![HINTS_RESULT],
@@ -648,7 +651,7 @@ fn service_host(host: &str) -> bool {
 
 /// Judges one page load. `policy` attributes blocked URLs in the page's own
 /// reports to vendors, as tagwarden does.
-fn judge(o: &Outcome, sinks: &[Hit], vendor: &[Hit], policy: &tagwarden::policy::Policy) -> Verdict {
+fn judge(o: &Outcome, sinks: &[Hit], vendor: &[VendorRequest], policy: &tagwarden::policy::Policy) -> Verdict {
     let mut v = Verdict::default();
     let s = &o.scenario;
     let front_port = o.front_port;
@@ -764,10 +767,9 @@ fn judge(o: &Outcome, sinks: &[Hit], vendor: &[Hit], policy: &tagwarden::policy:
             Some(_) => v.problems.push(format!("LEAK (sink): {hit}")),
         }
     }
-    for hit in vendor {
-        match hit.host.as_deref() {
-            Some(h) if zendesk.owns_host(h) => {}
-            _ => v.problems.push(format!("first-party vendor path forwarded to a non-Zendesk host: {hit}")),
+    for r in vendor {
+        if !zendesk.owns_host(&r.host) {
+            v.problems.push(format!("first-party vendor path forwarded to a non-Zendesk host: {r}"));
         }
     }
     let expected_host = format!("{}:{front_port}", s.host);
@@ -1136,6 +1138,14 @@ async fn run() {
     assert!(!chosen.is_empty(), "TAGWARDEN_BROWSER_FILTER={filter:?} matches none of the {total} scenarios");
 
     let sinks = Sinks::start().await.unwrap_or_else(|e| panic!("{e}"));
+    // The vetted vendor: the demo's mock Zendesk, plus one compromised script.
+    let vendor = DemoVendor::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &[browser::sinks::VENDOR_IMPORT])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca_dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = ca_dir.path().join("vendor-ca.pem");
+    std::fs::write(&ca_file, &vendor.ca_pem).expect("write the vendor CA");
+    let endpoint = harness::VendorEndpoint { addr: vendor.addr, ca_file };
     let mut docs = Documents::default();
     docs.add_dir("/vectors/", &repo().join("tests/evasion/vectors"));
     docs.add_dir("/corpus/", &corpus::dir());
@@ -1151,10 +1161,10 @@ async fn run() {
         d.0.clone_from(&docs.0);
         d
     });
-    let stack = harness::start(&rules, docs, sinks.vendor_port).await.unwrap_or_else(|e| panic!("{e}"));
+    let stack = harness::start(&rules, docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
     let report_stack = match (&report_rules, report_docs) {
         (Some(dir), Some(docs)) => {
-            let st = harness::start(dir.path(), docs, sinks.vendor_port).await.unwrap_or_else(|e| panic!("{e}"));
+            let st = harness::start(dir.path(), docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
             let p = st.running.shared.policy.load_full();
             assert!(
                 !p.routes.is_empty() && p.routes.iter().all(|r| r.mode == tagwarden::rules::schema::Mode::Report),
@@ -1171,7 +1181,7 @@ async fn run() {
 
     let browser = Browser::launch().await.unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
-        "browser suite: {} ({} of {total} scenarios{}), front :{port} -> tagwarden :{}{}, vendor sink :{}",
+        "browser suite: {} ({} of {total} scenarios{}), front :{port} -> tagwarden :{}{}, demo vendor {}",
         browser.version().await,
         chosen.len(),
         filter.as_deref().map(|f| format!(", TAGWARDEN_BROWSER_FILTER={f}")).unwrap_or_default(),
@@ -1180,7 +1190,7 @@ async fn run() {
             .as_ref()
             .map(|r| format!(" (report-only stack: front :{} -> tagwarden :{})", r.front.port(), r.proxy.port()))
             .unwrap_or_default(),
-        sinks.vendor_port
+        vendor.addr
     );
     // Give the browser's own start-up traffic a moment to show on the sinks.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1198,7 +1208,7 @@ async fn run() {
         let metrics = &st.running.shared.metrics;
         let url = format!("http://{}:{front_port}{}", s.host, s.path);
         let (csp0, reports0) = csp_metrics(metrics);
-        let (w0, v0, o0, u0) = (sinks.web.len(), sinks.vendor.len(), st.origin_log.len(), sinks.udp.len());
+        let (w0, v0, o0, u0) = (sinks.web.len(), vendor.log.len(), st.origin_log.len(), sinks.udp.len());
         let t = Instant::now();
         let web = sinks.web.clone();
         let activity = move || web.last_activity();
@@ -1220,7 +1230,7 @@ async fn run() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let reports_wait = waited.elapsed().as_secs_f64();
-        let (w1, v1, o1) = (sinks.web.len(), sinks.vendor.len(), st.origin_log.len());
+        let (w1, v1, o1) = (sinks.web.len(), vendor.log.len(), st.origin_log.len());
         let summary = match &load {
             Ok(l) => format!(
                 "{} requests, {} sink, {} vendor, {} CSP report(s){}{}",
@@ -1294,8 +1304,9 @@ async fn run() {
     for o in &outcomes {
         by_id.insert(&o.scenario.id, o);
         let web = sinks.web.slice(o.sink_range.0, o.sink_range.1);
-        let vendor = sinks.vendor.slice(o.vendor_range.0, o.vendor_range.1);
-        let mut v = judge(o, &web, &vendor, &policy);
+        let vendor_reqs = vendor.log.slice(o.vendor_range.0, o.vendor_range.1);
+        let mut v = judge(o, &web, &vendor_reqs, &policy);
+        browser::widget::judge(o, &vendor_reqs, &mut v);
         if o.scenario.id == "demo/appointments@js-on"
             && let Ok(l) = &o.load
         {

@@ -156,8 +156,16 @@ pub struct Stack {
     pub running: Running,
 }
 
+/// Where the vetted vendor is: tagwarden reaches it through `[vendors] resolve`
+/// (its host names pinned to `addr`) and `[vendors] ca_file`, as a user would.
+#[derive(Debug, Clone)]
+pub struct VendorEndpoint {
+    pub addr: SocketAddr,
+    pub ca_file: std::path::PathBuf,
+}
+
 /// Starts the origin and tagwarden (shipped rules, enforce mode) in front of it.
-pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<Stack, String> {
+pub async fn start(rules: &Path, docs: Documents, vendor: &VendorEndpoint) -> Result<Stack, String> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let origin_l = TcpListener::bind(("127.0.0.1", 0)).await.map_err(|e| format!("origin: {e}"))?;
     let origin_addr = origin_l.local_addr().map_err(|e| e.to_string())?;
@@ -167,8 +175,12 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
     tokio::spawn(serve_app(origin_l, origin, shutdown_rx.clone(), Duration::from_secs(1)));
 
     let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
-    let config = Config { rules: rules.to_path_buf(), ..Config::default() };
-    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).with_loopback_vendors(vendor_port));
+    let mut config = Config { rules: rules.to_path_buf(), ..Config::default() };
+    for host in tagwarden::demo::vendor::HOSTS {
+        config.vendors.resolve.insert((*host).to_string(), vendor.addr);
+    }
+    config.vendors.ca_file = Some(vendor.ca_file.clone());
+    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)));
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let running = start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None)
         .await

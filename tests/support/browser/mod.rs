@@ -7,4 +7,5 @@ pub mod chrome;
 pub mod harness;
 pub mod runtime;
 pub mod sinks;
+pub mod widget;
 pub mod ws;

@@ -2,8 +2,9 @@
 //! `--host-resolver-rules="MAP * 127.0.0.1"` every third-party URL on a
 //! default port connects here. Port 80 records the HTTP `Host` of each
 //! request (and answers 204); port 443 records the TLS ClientHello's SNI,
-//! parsed by hand, then closes. A third sink on its own port plays the vetted
-//! vendor that tagwarden's first-party path forwards to.
+//! parsed by hand, then closes. UDP sinks on the STUN ports count WebRTC ICE
+//! traffic. (The vetted vendor tagwarden's first-party path forwards to is the
+//! demo vendor, `tagwarden::demo::vendor`, reached through `[vendors] resolve`.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,27 +18,22 @@ use tokio::time::Instant;
 const FIRST_BYTES_GUARD: Duration = Duration::from_secs(20);
 /// Largest request head / ClientHello read.
 const MAX_HEAD: usize = 64 << 10;
-/// What the vendor sink serves (a script that does nothing).
-const VENDOR_BODY: &str = "/* vendor sink */\r\n";
-
-/// Path of a vetted vendor script (served first-party) that tries to load code
-/// from a host its rule does not name, with `import()`: the nonce it was given
-/// travels with the module fetch.
-pub const VENDOR_IMPORT_PATH: &str = "/ekr/vendor-import.js";
-const VENDOR_IMPORT_BODY: &str = "/* vendor sink: compromised vendor script */\nimport(\"https://vendor.tracker.example/v.js\").catch(function () {});\n";
-
-/// The body for a request line (`GET /path HTTP/1.1`).
-fn vendor_body(request_line: &str) -> &'static str {
-    let path = request_line.split(' ').nth(1).unwrap_or_default();
-    if path.split('?').next() == Some(VENDOR_IMPORT_PATH) { VENDOR_IMPORT_BODY } else { VENDOR_BODY }
-}
+/// A vetted vendor script (served first-party) that tries to load code from a
+/// host its rule does not name, with `import()`: the nonce it was given travels
+/// with the module fetch. The suite adds it to the demo vendor's routes.
+pub const VENDOR_IMPORT: (&str, &str, &str, &str) = (
+    "static.zdassets.com",
+    "/ekr/vendor-import.js",
+    "application/javascript",
+    "/* compromised vendor script */\nimport(\"https://vendor.tracker.example/v.js\").catch(function () {});\n",
+);
 
 /// One connection a sink accepted.
 #[derive(Debug, Clone)]
 pub struct Hit {
-    /// Local port it arrived on (80, 443, or the vendor sink's).
+    /// Local port it arrived on (80 or 443).
     pub port: u16,
-    /// `Host` (port 80 / vendor sink, port stripped) or SNI (443); `None`
+    /// `Host` (port 80, port stripped) or SNI (443); `None`
     /// until the connection has said something, or if it never names a host.
     pub host: Option<String>,
     /// The request line, `TLS ClientHello`, or what went wrong.
@@ -94,9 +90,6 @@ impl HitLog {
 pub struct Sinks {
     /// Ports 80 and 443.
     pub web: HitLog,
-    /// The vendor sink (tagwarden's first-party upstream).
-    pub vendor: HitLog,
-    pub vendor_port: u16,
     /// UDP datagrams on the STUN/TURN ports (WebRTC ICE), by local port.
     pub udp: UdpLog,
 }
@@ -136,7 +129,7 @@ async fn udp_sink(port: u16, log: UdpLog) -> Result<(), String> {
 }
 
 impl Sinks {
-    /// Binds 127.0.0.1:80, 127.0.0.1:443 and an ephemeral vendor port.
+    /// Binds 127.0.0.1:80, 127.0.0.1:443 and the UDP STUN ports.
     pub async fn start() -> Result<Sinks, String> {
         let bind = |port: u16| async move {
             TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
@@ -149,16 +142,13 @@ impl Sinks {
         };
         let http = bind(80).await?;
         let https = bind(443).await?;
-        let vendor_l = bind(0).await?;
-        let vendor_port = vendor_l.local_addr().map_err(|e| e.to_string())?.port();
-        let (web, vendor) = (HitLog::default(), HitLog::default());
+        let web = HitLog::default();
         tokio::spawn(accept(http, web.clone(), Kind::Http));
         tokio::spawn(accept(https, web.clone(), Kind::Tls));
-        tokio::spawn(accept(vendor_l, vendor.clone(), Kind::Vendor));
         let udp = UdpLog::default();
         udp_sink(STUN_PORT, udp.clone()).await?;
         udp_sink(VENDOR_STUN_PORT, udp.clone()).await?;
-        Ok(Sinks { web, vendor, vendor_port, udp })
+        Ok(Sinks { web, udp })
     }
 }
 
@@ -166,7 +156,6 @@ impl Sinks {
 enum Kind {
     Http,
     Tls,
-    Vendor,
 }
 
 async fn accept(listener: TcpListener, log: HitLog, kind: Kind) {
@@ -209,13 +198,6 @@ async fn serve(mut sock: TcpStream, kind: Kind) -> (Option<String>, String) {
                     return (host, what);
                 }
                 let resp = match kind {
-                    Kind::Vendor => {
-                        let body = vendor_body(&what);
-                        format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/javascript\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        )
-                    }
                     Kind::Http | Kind::Tls => {
                         "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
                     }
