@@ -461,6 +461,7 @@ fn scenarios() -> Vec<Scenario> {
     base.push(("runtime/inject".into(), "runtime", CLINIC.into(), "/runtime/".into(), None));
     base.push(("runtime/hints".into(), "runtime", CLINIC.into(), "/runtime/hints".into(), None));
     base.push(("runtime/imports".into(), "runtime", CLINIC.into(), "/runtime/imports".into(), None));
+    base.push(("widget/intercom".into(), "widget", CLINIC.into(), browser::widget::INTERCOM_PATH.into(), None));
     base.push(("runtime/webrtc".into(), "runtime", CLINIC.into(), "/runtime/webrtc".into(), None));
     base.push(("runtime/webrtc-vendor".into(), "runtime", CLINIC.into(), "/runtime/webrtc-vendor".into(), None));
     let mut out = Vec::new();
@@ -485,6 +486,7 @@ fn scenarios() -> Vec<Scenario> {
                 evaluate: match (javascript, group, id.as_str()) {
                     (true, "demo", "demo/appointments") => [&[DEMO_APP_READY][..], browser::widget::EVALUATE].concat(),
                     (true, "demo", _) => vec![DEMO_APP_READY],
+                    (true, "widget", _) => browser::widget::INTERCOM_EVALUATE.to_vec(),
                     (true, _, "runtime/imports") => vec![IMPORTS_READY],
                     (true, _, "runtime/hints") => vec![HINTS_RESULT],
                     (true, _, "runtime/webrtc" | "runtime/webrtc-vendor") => vec![WEBRTC_RESULT],
@@ -890,7 +892,7 @@ fn judge_csp(
     }
 
     // The header: enforcing on the shipped rules, report-only on the report stack.
-    if matches!(s.group, "runtime" | "demo" | "report-only") {
+    if matches!(s.group, "runtime" | "demo" | "report-only" | "widget") {
         let (want, not) = match s.stack {
             StackKind::Enforce => ("content-security-policy", "content-security-policy-report-only"),
             StackKind::ReportOnly => ("content-security-policy-report-only", "content-security-policy"),
@@ -1152,7 +1154,10 @@ async fn run() {
     // The shipped rules; TAGWARDEN_BROWSER_RULES=<dir> tries others (e.g. to see the suite catch a report-mode site).
     let shipped = std::env::var_os("TAGWARDEN_BROWSER_RULES").map_or_else(|| repo().join("rules"), PathBuf::from);
     // …plus one route, for the page that allows WebRTC to its vendors.
-    let rules_copy = rules_with_route(&shipped, browser::runtime::WEBRTC_VENDOR_ROUTE);
+    let rules_copy = rules_with_route(
+        &shipped,
+        &format!("{}{}", browser::runtime::WEBRTC_VENDOR_ROUTE, browser::widget::INTERCOM_ROUTE),
+    );
     let rules = rules_copy.path().to_path_buf();
     // The report-only stack (same documents, same rules but every route in report mode) only when needed.
     let report_rules = chosen.iter().any(|s| s.stack == StackKind::ReportOnly).then(|| report_only_rules(&rules));
@@ -1327,7 +1332,7 @@ async fn run() {
                 ));
             }
         }
-        if matches!(o.scenario.group, "runtime" | "report-only" | "demo") {
+        if matches!(o.scenario.group, "runtime" | "report-only" | "demo" | "widget") {
             let mut posted = CspCounts::new();
             for r in &v.sent_reports {
                 *posted.entry((r.directive.clone(), r.vendor.clone())).or_default() += 1;

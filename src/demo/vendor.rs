@@ -30,15 +30,32 @@ use tokio::net::TcpListener;
 use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key, protocol::Role};
 
-/// Host names the mock answers for (all owned by the shipped `zendesk` rule).
-pub const HOSTS: &[&str] =
-    &["static.zdassets.com", "ekr.zdassets.com", "clinic.zendesk.com", "widget-mediator.zendesk.com"];
+/// Host names the mock answers for: the Zendesk Web Widget's (owned by the
+/// shipped `zendesk` rule) and an Intercom Messenger's (owned by `intercom`,
+/// which the shipped site does not allow: a second shape for the test suite).
+pub const HOSTS: &[&str] = &[
+    "static.zdassets.com",
+    "ekr.zdassets.com",
+    "clinic.zendesk.com",
+    "widget-mediator.zendesk.com",
+    "widget.intercom.io",
+    "js.intercomcdn.com",
+    "api-iam.intercom.io",
+    "nexus-websocket-a.intercom.io",
+];
+
+/// Hosts whose upgrades the mock answers as a chat WebSocket.
+const WEBSOCKET_HOSTS: &[&str] = &["widget-mediator.zendesk.com", "nexus-websocket-a.intercom.io"];
 
 const SNIPPET_JS: &str = include_str!("widget/snippet.js");
 const COMPOSE_JSON: &str = include_str!("widget/compose.json");
 const WIDGET_JS: &str = include_str!("widget/web_widget.js");
 const CHUNK_JS: &str = include_str!("widget/chunk-chat.js");
 const WIDGET_CSS: &str = include_str!("widget/widget.css");
+const INTERCOM_LOADER_JS: &str = include_str!("widget/intercom-loader.js");
+const INTERCOM_FRAME_JS: &str = include_str!("widget/intercom-frame.js");
+/// The ping's answer: where the Messenger's WebSocket is (a host from JSON).
+const INTERCOM_PING_JSON: &str = r#"{"type":"messenger_ping","app":{"id":"demoapp","name":"Demo Clinic"},"realtime":{"endpoints":["wss://nexus-websocket-a.intercom.io/pubsub/5-demo?X-Nexus-New-Client=true"]}}"#;
 
 /// A 1×1 transparent PNG (the agent's avatar).
 const PNG: &[u8] = &[
@@ -214,7 +231,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, host: String, log: V
         let req = VendorRequest { host: host.clone(), method, target, headers, body, frames: Vec::new() };
         let idx = log.push(req.clone());
         let upgrade = req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-        if upgrade && host == "widget-mediator.zendesk.com" {
+        if upgrade && WEBSOCKET_HOSTS.contains(&host.as_str()) {
             websocket(s, &req, &log, idx).await;
             return;
         }
@@ -251,6 +268,9 @@ fn respond(req: &VendorRequest) -> (u16, &'static str, Vec<u8>) {
             (200, JSON, br#"{"chatHost":"widget-mediator.zendesk.com","brand":"Demo Clinic"}"#.to_vec())
         }
         ("clinic.zendesk.com", "POST", "/api/v2/requests.json") => (201, JSON, br#"{"request":{"id":4242}}"#.to_vec()),
+        ("widget.intercom.io", "GET", p) if p.starts_with("/widget/") => (200, JS, INTERCOM_LOADER_JS.into()),
+        ("js.intercomcdn.com", "GET", "/frame-modern.js") => (200, JS, INTERCOM_FRAME_JS.into()),
+        ("api-iam.intercom.io", "POST", "/messenger/web/ping") => (200, JSON, INTERCOM_PING_JSON.into()),
         _ => (404, "text/plain", b"not found\n".to_vec()),
     }
 }

@@ -275,6 +275,9 @@ fn respond(docs: &Documents, method: &http::Method, path: &str) -> http::Respons
     if let Some((content_type, body)) = super::runtime::respond(path) {
         return response(200, content_type, body);
     }
+    if path == super::widget::INTERCOM_PATH {
+        return response(200, HTML, super::widget::INTERCOM_PAGE);
+    }
     match path {
         "/runtime/" => response(200, HTML, RUNTIME_PAGE),
         "/static/inject.js" => response(200, "text/javascript", INJECT_JS),

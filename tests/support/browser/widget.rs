@@ -24,10 +24,42 @@ pub const TICKET: &str = "document.documentElement.dataset.ticket";
 pub const CHAT: &str = "document.documentElement.dataset.chat";
 pub const ERROR: &str = "document.documentElement.dataset.widgetError";
 pub const EVALUATE: &[&str] = &[READY, TICKET, CHAT, ERROR];
+pub const INTERCOM: &str = "document.documentElement.dataset.intercom";
+pub const INTERCOM_ERROR: &str = "document.documentElement.dataset.intercomError";
+pub const INTERCOM_EVALUATE: &[&str] = &[INTERCOM, INTERCOM_ERROR];
 
-/// What the page must not tell the vendor: its path, its title, the visitor's
+/// The Intercom-like shape's page (served by the suite's origin at
+/// [`INTERCOM_PATH`], on a route the suite adds that allows `intercom`).
+pub const INTERCOM_PATH: &str = "/widget/intercom";
+pub const INTERCOM_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>My insulin prescriptions</title></head>
+<body>
+<h1>Prescriptions</h1>
+<script>window.intercomSettings = { app_id: "demoapp" };</script>
+<script src="https://widget.intercom.io/widget/demoapp"></script>
+</body>
+</html>
+"#;
+
+/// The route the suite adds for [`INTERCOM_PATH`].
+pub const INTERCOM_ROUTE: &str = r#"[[route]]
+path = "/widget/intercom"
+allow = ["zendesk", "intercom"]
+
+"#;
+
+/// What a page must not tell the vendor: its path, its title, the visitor's
 /// session cookie value.
-const PAGE_SECRETS: &[&str] = &["/appointments", "Book an appointment", "demo-patient-42"];
+const ZENDESK_SECRETS: &[&str] = &["/appointments", "Book an appointment", "demo-patient-42"];
+const INTERCOM_SECRETS: &[&str] = &["/widget/intercom", "insulin"];
+
+const INTERCOM_EXPECTED: &[(&str, &str, &str)] = &[
+    ("GET", "widget.intercom.io", "/widget/demoapp"),
+    ("GET", "js.intercomcdn.com", "/frame-modern.js"),
+    ("POST", "api-iam.intercom.io", "/messenger/web/ping"),
+    ("GET", "nexus-websocket-a.intercom.io", "/pubsub/5-demo"),
+];
 
 /// Requests the widget makes, as the vendor must see them: (method, host, path prefix).
 const EXPECTED: &[(&str, &str, &str)] = &[
@@ -47,9 +79,6 @@ const FORBIDDEN_HEADERS: &[&str] =
 
 pub fn judge(o: &Outcome, vendor: &[VendorRequest], v: &mut Verdict) {
     let s = &o.scenario;
-    if s.path != "/appointments" {
-        return;
-    }
     // The snippet itself is requested first-party with JavaScript off too (it is markup).
     if !s.javascript {
         return;
@@ -59,19 +88,34 @@ pub fn judge(o: &Outcome, vendor: &[VendorRequest], v: &mut Verdict) {
         Some(Ok(serde_json::Value::String(x))) => Some(x.clone()),
         _ => None,
     };
-    let want = [
-        (READY, Some("ready".to_string())),
-        (TICKET, Some("201:4242".to_string())),
-        (CHAT, Some("agent: we got \"hello from the patient\"".to_string())),
-        (ERROR, None),
-    ];
+    let chat = Some("agent: we got \"hello from the patient\"".to_string());
+    let (want, expected, secrets, ws_host) = match s.path.as_str() {
+        "/appointments" => (
+            vec![
+                (READY, Some("ready".to_string())),
+                (TICKET, Some("201:4242".to_string())),
+                (CHAT, chat),
+                (ERROR, None),
+            ],
+            EXPECTED,
+            ZENDESK_SECRETS,
+            "widget-mediator.zendesk.com",
+        ),
+        INTERCOM_PATH => (
+            vec![(INTERCOM, chat), (INTERCOM_ERROR, None)],
+            INTERCOM_EXPECTED,
+            INTERCOM_SECRETS,
+            "nexus-websocket-a.intercom.io",
+        ),
+        _ => return,
+    };
     for (expr, expected) in want {
         let got = value(expr);
         if got != expected {
             v.problems.push(format!("widget: {expr} is {got:?}, expected {expected:?}"));
         }
     }
-    for (method, host, path) in EXPECTED {
+    for (method, host, path) in expected {
         if !vendor.iter().any(|r| r.method == *method && r.host == *host && r.target.starts_with(path)) {
             v.problems.push(format!(
                 "widget: the vendor never received {method} https://{host}{path}… (it got: {})",
@@ -79,7 +123,7 @@ pub fn judge(o: &Outcome, vendor: &[VendorRequest], v: &mut Verdict) {
             ));
         }
     }
-    let chat = vendor.iter().find(|r| r.host == "widget-mediator.zendesk.com");
+    let chat = vendor.iter().find(|r| r.host == ws_host);
     if !chat.is_some_and(|r| r.frames.iter().any(|f| f.contains("hello from the patient"))) {
         v.problems.push("widget: the chat message never reached the vendor through the WebSocket".into());
     }
@@ -100,7 +144,7 @@ pub fn judge(o: &Outcome, vendor: &[VendorRequest], v: &mut Verdict) {
         for f in &r.frames {
             seen.push_str(f);
         }
-        for secret in PAGE_SECRETS {
+        for secret in secrets {
             if seen.contains(secret) {
                 v.problems.push(format!("widget: the vendor was told `{secret}` in {r}"));
             }
