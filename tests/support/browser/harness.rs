@@ -168,7 +168,9 @@ pub async fn start(rules: &Path, docs: Documents, vendor_port: u16) -> Result<St
 
     let policy = tagwarden::rules::load_dir(rules).map_err(|e| format!("rules in {}:\n{e}", rules.display()))?;
     let config = Config { rules: rules.to_path_buf(), ..Config::default() };
-    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).with_loopback_vendors(vendor_port));
+    // lead: switch to the demo vendor (`[vendors] resolve` + `ca_file`); vendor_port is a plain-HTTP sink.
+    let _ = vendor_port;
+    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).map_err(|e| e.to_string())?);
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let running = start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None)
         .await
