@@ -73,7 +73,7 @@ mod tests {
         let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let policy = crate::rules::load_dir(&rules).unwrap();
         let origin = Origin::plain(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
-        Admin::new(Arc::new(Shared::new(policy, Config::default(), origin)))
+        Admin::new(Arc::new(Shared::new(policy, Config::default(), origin).unwrap()))
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! where there is one (noted on each field). `deploy/tagwarden.toml` is the
 //! commented example.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -123,8 +124,10 @@ fn sixty() -> u64 {
 
 /// `[vendors]`: connections of the first-party vendor path, kept apart from the
 /// origin's so a slow vendor is cut off on its own budget (a widget asset is not
-/// worth the minute an origin page may take).
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// worth the minute an origin page may take), and so where vendor traffic may go
+/// is said in one place. Vendor connections are always TLS (SNI = the vendor
+/// host, certificate verified); there is no key to turn that off.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendorsConfig {
     /// TCP + TLS connect timeout to a vendor host. Default 5 s.
@@ -136,7 +139,30 @@ pub struct VendorsConfig {
     /// Longest wait for each write to a vendor. Default 15 s.
     #[serde(default = "fifteen")]
     pub write_timeout_seconds: u64,
+    /// Exact vendor host names pinned to an `ip:port`, like curl's `--resolve`
+    /// (staging vendors, egress gateways, tests). A pinned host skips DNS and the
+    /// private-address refusal: naming it here is the operator's decision. The
+    /// TLS server name and certificate check still use the host name. Only the
+    /// syntax is checked at start-up (rules reload, so a host need not belong to a
+    /// vendor rule yet). Default: none.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, SocketAddr>,
+    /// PEM file with the CA(s) vendor certificates must chain to; replaces the
+    /// system roots for every vendor host. Parsed at start-up: a bad file stops
+    /// `serve`. Default: the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How long a vendor host's DNS answer is reused, whatever its record TTL
+    /// (the system resolver does not report one). At most 300 so a vendor's
+    /// address change is followed within minutes; 0 turns the cache off. The
+    /// cache also has a fixed entry bound, since wildcard hosts (`*.zendesk.com`)
+    /// let clients name any number of host names. Default 60 s.
+    #[serde(default = "sixty")]
+    pub dns_cache_seconds: u64,
 }
+
+/// Largest `[vendors] dns_cache_seconds`.
+pub const MAX_DNS_CACHE_SECONDS: u64 = 300;
 
 fn fifteen() -> u64 {
     15
@@ -148,6 +174,9 @@ impl Default for VendorsConfig {
             connect_timeout_seconds: five(),
             read_timeout_seconds: fifteen(),
             write_timeout_seconds: fifteen(),
+            resolve: BTreeMap::new(),
+            ca_file: None,
+            dns_cache_seconds: sixty(),
         }
     }
 }
@@ -297,12 +326,44 @@ impl Config {
                 return Err(invalid("upstream.url", format!("`{}` must be http(s)://host[:port]", up.url)));
             }
         }
+        if self.vendors.dns_cache_seconds > MAX_DNS_CACHE_SECONDS {
+            return Err(invalid(
+                "vendors.dns_cache_seconds",
+                format!("{} is over the cap of {MAX_DNS_CACHE_SECONDS}", self.vendors.dns_cache_seconds),
+            ));
+        }
+        for host in self.vendors.resolve.keys() {
+            if !is_dns_name(host) {
+                return Err(invalid(
+                    "vendors.resolve",
+                    format!("`{host}` is not a lowercase host name (letters, digits, `-`, dots; no port, no IP)"),
+                ));
+            }
+        }
         for p in &self.listen.trusted_proxies {
             parse_cidr(p)
                 .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;
         }
         Ok(())
     }
+}
+
+/// Whether `host` is a host name as a browser would send it to the vendor path:
+/// lowercase ASCII labels of letters, digits and `-` (punycode for IDN), no
+/// empty label (so no trailing dot), at most 253 bytes, and a last label that is
+/// not all digits or hex-looking, so no IPv4 literal in any of the forms
+/// `getaddrinfo` still accepts (`2130706433`, `0177.0.0.1`, `0x7f.1`).
+pub fn is_dns_name(host: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    host.len() <= 253 && host.split('.').all(label_ok) && !numeric
 }
 
 /// `10.0.0.0/8`, `::1`, `192.0.2.7` → (network, prefix length).
@@ -380,6 +441,57 @@ mod tests {
         let parsed: Config = toml::from_str("[upstream]\nurl = \"http://origin.example\"\n").unwrap();
         let flag = UpstreamConfig::new("http://origin.example".into());
         assert_eq!(format!("{:?}", parsed.upstream), format!("{:?}", Some(flag)));
+    }
+
+    #[test]
+    fn vendor_resolve_pins_parse_as_host_to_socket_address() {
+        let cfg: Config = toml::from_str(
+            "[vendors]\nresolve = { \"static.zdassets.com\" = \"127.0.0.1:8443\", \"ekr.zdassets.com\" = \"[::1]:443\" }\nca_file = \"ca.pem\"\ndns_cache_seconds = 30\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.vendors.resolve["static.zdassets.com"], "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(cfg.vendors.resolve["ekr.zdassets.com"], "[::1]:443".parse().unwrap());
+        assert_eq!(cfg.vendors.ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cfg.vendors.dns_cache_seconds, 30);
+    }
+
+    #[test]
+    fn a_resolve_pin_without_a_port_is_a_located_error() {
+        let err =
+            toml::from_str::<Config>("[vendors]\nresolve = { \"static.zdassets.com\" = \"127.0.0.1\" }\n").unwrap_err();
+        assert!(err.to_string().contains("socket address"), "{err}");
+    }
+
+    #[test]
+    fn a_resolve_pin_for_something_that_is_not_a_host_name_is_refused() {
+        for bad in ["Static.zdassets.com", "static.zdassets.com.", "127.0.0.1", "h:443", "*.zendesk.com", ""] {
+            let mut cfg = Config::default();
+            cfg.vendors.resolve.insert(bad.to_string(), "127.0.0.1:443".parse().unwrap());
+            let err = cfg.validate().expect_err(bad).to_string();
+            assert!(err.starts_with("vendors.resolve: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn dns_cache_seconds_is_capped_at_300() {
+        let mut cfg = Config::default();
+        cfg.vendors.dns_cache_seconds = 300;
+        cfg.validate().unwrap();
+        cfg.vendors.dns_cache_seconds = 301;
+        assert!(cfg.validate().unwrap_err().to_string().contains("vendors.dns_cache_seconds"));
+    }
+
+    #[test]
+    fn dns_names_exclude_every_ipv4_literal_form() {
+        for ok in ["static.zdassets.com", "a-b.c9.example", "xn--80ak6aa92e.com", "localhost"] {
+            assert!(is_dns_name(ok), "{ok}");
+        }
+        for bad in
+            ["2130706433", "0177.0.0.1", "0x7f.1", "127.0.0.1", "a..b", "a.b.", "-a.b", "a_b.c", "A.b", "a%2fb", "a\\b"]
+        {
+            assert!(!is_dns_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -60,8 +60,14 @@ label_enum! {
         Forwarded => "forwarded",
         /// No consent for the vendor's category: 204, nothing left.
         NoConsent => "no_consent",
-        /// Unknown vendor, a host it does not own, a vendor no route allows, a method it does not take.
+        /// Unknown vendor, a host it does not own, a vendor no route allows, a method it does not take,
+        /// a host segment or path that is not canonical (encoded, dot segments, IP literal…).
         Rejected => "rejected",
+        /// A path the vendor rule's `block_paths` names (telemetry): 204, nothing left.
+        Blocked => "blocked",
+        /// The vendor host resolved to a loopback, private, link-local or other non-public address
+        /// and `[vendors] resolve` does not name it: 502, no connection made.
+        PrivateAddress => "private_address",
         UpstreamError => "upstream_error",
     }
 }

@@ -16,7 +16,7 @@ use pingora::apps::http_app::HttpServer;
 use crate::admin::Admin;
 use crate::demo::DemoOrigin;
 use crate::proxy::server::serve_app;
-use crate::proxy::{Origin, Shared, Warden};
+use crate::proxy::{CaFileError, Origin, Shared, Warden, load_ca_file};
 use crate::rules::RuleErrors;
 
 /// Command-line overrides for the config file.
@@ -45,16 +45,13 @@ pub enum ServeError {
     },
     #[error("upstream {host} does not resolve")]
     NoAddress { host: String },
-    #[error("upstream.ca_file {}: {source}", path.display())]
-    CaFileRead {
-        path: PathBuf,
+    /// `[upstream] ca_file` or `[vendors] ca_file` (`key`) cannot be used.
+    #[error("{key} {source}")]
+    CaFile {
+        key: &'static str,
         #[source]
-        source: rustls_pki_types::pem::Error,
+        source: CaFileError,
     },
-    #[error("upstream.ca_file {}: no PEM certificates", path.display())]
-    CaFileEmpty { path: PathBuf },
-    #[error("upstream.ca_file {}: certificate {index} is not valid X.509", path.display())]
-    CaFileCertificate { path: PathBuf, index: usize },
     /// A listener could not be bound (`what`: listen, admin, demo origin).
     #[error("{what} {addr}: {source}")]
     Bind {
@@ -107,7 +104,9 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, ServeError> {
         .next()
         .ok_or_else(|| ServeError::NoAddress { host: host.clone() })?;
     let ca = match &up.ca_file {
-        Some(path) => Some(load_ca_file(path)?),
+        Some(path) => {
+            Some(load_ca_file(path).map_err(|source| ServeError::CaFile { key: "upstream.ca_file", source })?)
+        }
         None => None,
     };
     Ok(Origin {
@@ -121,28 +120,6 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, ServeError> {
         write_timeout: Duration::from_secs(up.write_timeout_seconds),
         ca,
     })
-}
-
-/// Reads `[upstream] ca_file`: PEM certificates that replace the system roots for
-/// verifying the origin. Every certificate is parsed here, at start-up, so a bad
-/// file is a configuration error (pingora's own parser would panic on bad DER later).
-pub fn load_ca_file(path: &std::path::Path) -> Result<Arc<pingora::protocols::tls::CaType>, ServeError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let read = |source| ServeError::CaFileRead { path: path.to_path_buf(), source };
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(path).map_err(read)?.collect::<Result<_, _>>().map_err(read)?;
-    if certs.is_empty() {
-        return Err(ServeError::CaFileEmpty { path: path.to_path_buf() });
-    }
-    let mut wrapped = Vec::new();
-    for (i, der) in certs.into_iter().enumerate() {
-        if x509_parser::parse_x509_certificate(der.as_ref()).is_err() {
-            return Err(ServeError::CaFileCertificate { path: path.to_path_buf(), index: i + 1 });
-        }
-        wrapped.push(pingora::utils::tls::WrappedX509::new(der.to_vec(), pingora::utils::tls::parse_x509));
-    }
-    Ok(Arc::from(wrapped))
 }
 
 /// Everything `serve` runs, with the addresses it actually bound.
@@ -174,12 +151,15 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         }
     };
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_seconds);
-    let shared = Arc::new(Shared::new(policy, cfg.clone(), origin));
+    let shared = Arc::new(
+        Shared::new(policy, cfg.clone(), origin)
+            .map_err(|source| ServeError::CaFile { key: "vendors.ca_file", source })?,
+    );
     start_with(shared, cfg.listen.address, cfg.admin.address, grace, shutdown_tx, shutdown_rx, demo_addr).await
 }
 
-/// Starts the listeners for an already-built [`Shared`] (tests use this to
-/// point vendors at loopback sinks).
+/// Starts the listeners for an already-built [`Shared`] (tests use this with a
+/// test origin, and `[vendors] resolve` + `ca_file` for their vendor sinks).
 pub async fn start_with(
     shared: Arc<Shared>,
     listen: SocketAddr,

@@ -178,9 +178,9 @@ async fn large_html_streams_through_the_rewriter_with_bounded_memory() {
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
     let config = Config { rules: rules.clone(), ..Config::default() };
     let shared = Arc::new(
-        // No vendor traffic in this test: nothing listens on port 9.
+        // No vendor traffic in this test.
         Shared::new(tagwarden::rules::load_dir(&rules).expect("rules"), config, Origin::plain(origin))
-            .with_loopback_vendors(9),
+            .expect("no vendor CA to load"),
     );
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();

@@ -27,8 +27,11 @@ use tagwarden::serve::{Running, start_with};
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/tls_vendor.rs"]
+mod tls_vendor;
 
 use http::*;
+use tls_vendor::TlsVendor;
 
 // ---------------------------------------------------------------------------
 // Bodies and codings
@@ -88,6 +91,8 @@ struct Env {
     running: Running,
     origin: TestServer,
     sink: TestServer,
+    /// The vendor hosts' TLS front, in front of `sink` (kept alive with the proxy).
+    _vendor: TlsVendor,
 }
 
 /// A vendor sink that answers every request with a small script and a cookie.
@@ -132,15 +137,16 @@ async fn start_with_rules(
     grace: Duration,
     tweak: impl FnOnce(&mut Config),
 ) -> Env {
+    let vendor = TlsVendor::start(sink.addr).await;
     let mut config = Config { rules: rules.clone(), ..Config::default() };
+    vendor.configure(&mut config.vendors);
     tweak(&mut config);
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
-    let shared =
-        Arc::new(Shared::new(policy, config, Origin::plain(origin.addr)).with_loopback_vendors(sink.addr.port()));
+    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin.addr)).expect("vendor CA loads"));
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running = start_with(shared, loopback, loopback, grace, tx, rx, None).await.expect("proxy starts");
-    Env { proxy: running.proxy_addr, admin: running.admin_addr, running, origin, sink }
+    Env { proxy: running.proxy_addr, admin: running.admin_addr, running, origin, sink, _vendor: vendor }
 }
 
 async fn html_origin(encoding: Option<&'static str>, body: Vec<u8>) -> TestServer {

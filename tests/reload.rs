@@ -120,7 +120,7 @@ async fn every_broken_edit_is_counted_even_after_a_fix_in_between() {
     let config = tagwarden::config::Config { rules: dir.path().to_path_buf(), ..Default::default() };
     let policy = tagwarden::rules::load_dir(dir.path()).unwrap();
     let origin = tagwarden::proxy::Origin::plain("127.0.0.1:9".parse().unwrap());
-    let shared = std::sync::Arc::new(tagwarden::proxy::Shared::new(policy, config, origin));
+    let shared = std::sync::Arc::new(tagwarden::proxy::Shared::new(policy, config, origin).unwrap());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let interval = std::time::Duration::from_millis(20);
     tokio::spawn(tagwarden::reload::watch_rules(dir.path().to_path_buf(), shared.clone(), interval, stopped));

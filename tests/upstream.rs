@@ -41,8 +41,11 @@ use tagwarden::serve::{Running, origin_for, start_with};
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/tls_vendor.rs"]
+mod tls_vendor;
 
 use http::*;
+use tls_vendor::TlsVendor;
 
 /// The TLS server name tagwarden is configured to send.
 const SNI: &str = "origin.test";
@@ -168,25 +171,33 @@ fn upstream(url: String, tweak: impl FnOnce(&mut UpstreamConfig)) -> UpstreamCon
 struct Proxy {
     addr: SocketAddr,
     _running: Running,
+    vendor: Option<TlsVendor>,
 }
 
 async fn start_proxy(up: UpstreamConfig) -> Proxy {
-    // Vendor paths go to the discard port: nothing listens there.
-    start_proxy_with_vendors(up, 9).await
+    start_proxy_with_vendors(up, None).await
 }
 
-/// As `start_proxy`, with every first-party vendor host on plain HTTP at 127.0.0.1:`vendor_port`.
-async fn start_proxy_with_vendors(up: UpstreamConfig, vendor_port: u16) -> Proxy {
+/// As `start_proxy`, with every first-party vendor host pinned (`[vendors] resolve`) to a TLS
+/// front whose throwaway CA is `[vendors] ca_file`, in front of the plain sink at `vendor`.
+async fn start_proxy_with_vendors(up: UpstreamConfig, vendor: Option<SocketAddr>) -> Proxy {
     let origin: Origin = origin_for(&up).await.expect("upstream config accepted");
     let rules = repo().join("rules");
-    let config = Config { rules: rules.clone(), upstream: Some(up), ..Config::default() };
+    let mut config = Config { rules: rules.clone(), upstream: Some(up), ..Config::default() };
+    let front = match vendor {
+        Some(backend) => Some(TlsVendor::start(backend).await),
+        None => None,
+    };
+    if let Some(f) = &front {
+        f.configure(&mut config.vendors);
+    }
     let policy = tagwarden::rules::load_dir(&rules).expect("shipped rules load");
-    let shared = Arc::new(Shared::new(policy, config, origin).with_loopback_vendors(vendor_port));
+    let shared = Arc::new(Shared::new(policy, config, origin).expect("vendor CA loads"));
     let (tx, rx) = watch::channel(false);
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let running =
         start_with(shared, loopback, loopback, Duration::from_secs(5), tx, rx, None).await.expect("proxy starts");
-    Proxy { addr: running.proxy_addr, _running: running }
+    Proxy { addr: running.proxy_addr, _running: running, vendor: front }
 }
 
 // ---------------------------------------------------------------------------
@@ -593,14 +604,14 @@ async fn a_thousand_websocket_round_trips_through_the_proxy_all_succeed() {
 }
 
 /// A vendor's WebSocket (Zendesk Chat's, say) through the first-party path: the upgrade to
-/// `<prefix>/<vendor>/<host>/…` is tunnelled to that host (`wss://host/…` in production: vendors
-/// are reached over TLS on 443), frames pass both ways, and the handshake carries nothing about
+/// `<prefix>/<vendor>/<host>/…` is tunnelled to that host over TLS (`wss://host/…`; here the host
+/// is pinned to a TLS front by `[vendors] resolve`, with SNI = the host), frames pass both ways, and the handshake carries nothing about
 /// the visitor, the `Origin` header included. Without consent nothing leaves (a 204, no tunnel).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_on_the_first_party_vendor_path_is_tunnelled_to_the_vendor_host() {
     let vendor = websocket_echo_origin(8).await;
     let origin = TestServer::fixed(cl_response("500 Internal Server Error", &[], b"not for the origin")).await;
-    let proxy = start_proxy_with_vendors(upstream(format!("http://{}", origin.addr), |_| {}), vendor.addr.port()).await;
+    let proxy = start_proxy_with_vendors(upstream(format!("http://{}", origin.addr), |_| {}), Some(vendor.addr)).await;
     let target = "/_tw/zendesk/widget-mediator.zopim.com/s/W/ws/abc?key=k&visitor=patient-42";
     let visitor = [
         "Cookie: session=abc123",
@@ -618,6 +629,8 @@ async fn websocket_on_the_first_party_vendor_path_is_tunnelled_to_the_vendor_hos
     assert_eq!(seen.len(), 3, "{seen:?}");
     let s = &seen[0];
     assert_eq!(s.header("host"), Some("widget-mediator.zopim.com"), "{:?}", s.headers);
+    let names = proxy.vendor.as_ref().unwrap().server_names();
+    assert!(names.iter().all(|n| n == "widget-mediator.zopim.com") && !names.is_empty(), "SNI: {names:?}");
     assert_eq!(s.target, "/s/W/ws/abc?key=k", "query parameters not in query_allow must be dropped");
     assert!(s.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")), "{:?}", s.headers);
     assert!(s.header("connection").is_some_and(|c| c.to_ascii_lowercase().contains("upgrade")), "{:?}", s.headers);

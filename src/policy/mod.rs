@@ -68,9 +68,17 @@ pub struct Vendor {
     pub methods: Vec<String>,
     pub forward_cookies: Vec<String>,
     pub query_allow: Vec<String>,
+    /// `[first_party] block_paths`: `(glob text, matcher over the lowercased, decoded path)`.
+    pub block_paths: Vec<(String, GlobMatcher)>,
 }
 
 impl Vendor {
+    /// Whether `path` (canonical: percent-decoded, lowercased, see `block_paths`) is one this
+    /// vendor's rule answers locally.
+    pub fn blocks_path(&self, path: &str) -> bool {
+        self.block_paths.iter().any(|(_, m)| m.is_match(path))
+    }
+
     /// Whether the first-party proxy may forward to `host` for this vendor.
     pub fn owns_host(&self, host: &str) -> bool {
         self.hosts.iter().any(|p| p.matches(host)) || self.urls.iter().any(|(h, _, _)| h == host)

@@ -16,9 +16,11 @@
 
 pub mod codec;
 mod edge;
+pub mod egress;
 mod html;
 mod links;
 mod report;
+mod scrub;
 pub mod server;
 mod shim;
 mod vendor;
@@ -36,6 +38,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
+pub use egress::{CaFileError, VendorEgress, load_ca_file};
 pub use html::{HtmlPipeline, charset_of, is_html};
 pub use report::{MAX_REPORT_BYTES, ReportLimiter};
 
@@ -67,12 +70,8 @@ pub struct Shared {
     pub config: Config,
     pub origin: Origin,
     pub trusted_proxies: Vec<(IpAddr, u8)>,
-    /// Port for first-party vendor upstreams (443 in production; tests point it at a loopback sink).
-    pub vendor_port: u16,
-    /// Resolve every vendor host to this address instead of DNS (tests only).
-    pub vendor_resolve_override: Option<IpAddr>,
-    /// Use TLS to vendors (true in production).
-    pub vendor_tls: bool,
+    /// Where vendor hosts connect (`[vendors] resolve`, DNS, `ca_file`).
+    pub egress: VendorEgress,
 }
 
 impl Origin {
@@ -95,31 +94,16 @@ impl Origin {
 
 impl Shared {
     /// Shared state for a proxy: the rules' metrics set, trusted proxies from
-    /// `config`, first-party vendors reached over TLS on port 443 through DNS.
-    pub fn new(policy: Policy, config: Config, origin: Origin) -> Shared {
+    /// `config`, first-party vendors reached over TLS as `[vendors]` says (pins
+    /// from `resolve`, else DNS and port 443; `ca_file` or the system roots).
+    /// Fails only on a `[vendors] ca_file` that cannot be used.
+    pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, CaFileError> {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
         let trusted_proxies =
             config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_cidr(p)).collect();
-        Shared {
-            policy: ArcSwap::from_pointee(policy),
-            metrics,
-            config,
-            origin,
-            trusted_proxies,
-            vendor_port: 443,
-            vendor_resolve_override: None,
-            vendor_tls: true,
-        }
-    }
-
-    /// Sends first-party vendor requests to plain HTTP on 127.0.0.1:`port`,
-    /// whatever the vendor host (tests, where vendors are loopback sinks).
-    pub fn with_loopback_vendors(mut self, port: u16) -> Shared {
-        self.vendor_port = port;
-        self.vendor_resolve_override = Some(IpAddr::from([127, 0, 0, 1]));
-        self.vendor_tls = false;
-        self
+        let egress = VendorEgress::from_config(&config.vendors)?;
+        Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress })
     }
 }
 
@@ -164,6 +148,8 @@ pub struct Ctx {
     client_ip: Option<IpAddr>,
     route_label: String,
     request_body_bytes: usize,
+    /// The page's path and query, removed from a vendor request body as it streams.
+    vendor_body: Option<scrub::BodyScrub>,
 }
 
 fn status_error(code: u16) -> Box<Error> {
@@ -190,6 +176,7 @@ impl ProxyHttp for Warden {
             client_ip: None,
             route_label: String::new(),
             request_body_bytes: 0,
+            vendor_body: None,
         }
     }
 
@@ -204,10 +191,15 @@ impl ProxyHttp for Warden {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end: bool,
+        end: bool,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        self.count_request_body(body, ctx)
+        self.count_request_body(body, ctx)?;
+        if let Some(scrub) = &mut ctx.vendor_body {
+            let piece = body.as_deref().unwrap_or_default();
+            *body = Some(Bytes::from(scrub.push(piece, end)));
+        }
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
@@ -257,7 +249,7 @@ impl ProxyHttp for Warden {
                 p.options.ca = origin.ca.clone();
                 p
             }
-            Target::Vendor { host, .. } => self.vendor_peer(host).await?,
+            Target::Vendor { vendor, host, .. } => self.vendor_peer(ctx, *vendor, host).await?,
         };
         peer.options.connection_timeout = Some(connect);
         peer.options.total_connection_timeout = Some(connect * 2);
@@ -341,6 +333,7 @@ impl ProxyHttp for Warden {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
+            ErrorType::Custom(vendor::REFUSED_ADDRESS) => 502,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
@@ -348,8 +341,10 @@ impl ProxyHttp for Warden {
                 _ => 500,
             },
         };
+        let refused = matches!(e.etype(), ErrorType::Custom(vendor::REFUSED_ADDRESS));
         if let Target::Vendor { vendor, .. } = ctx.target
             && code >= 500
+            && !refused
         {
             let id = ctx.policy.vendor(vendor).id.clone();
             self.shared.metrics.first_party(&id, FirstPartyOutcome::UpstreamError);

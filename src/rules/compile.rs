@@ -297,6 +297,19 @@ fn compile_vendor(file: &SourceFile, v: &VendorFile, errors: &mut Vec<RuleError>
     if methods.is_empty() {
         methods.push("GET".to_string());
     }
+    let mut block_paths = Vec::new();
+    for (i, p) in v.first_party.block_paths.iter().enumerate() {
+        let text = p.get_ref();
+        if !text.starts_with('/') {
+            errors.push(file.error_at(p.span(), format!("first_party.block_paths[{i}]: `{text}` must start with `/`")));
+            continue;
+        }
+        // Matched against the lowercased path, so the glob is lowercased too.
+        match glob(&text.to_ascii_lowercase()) {
+            Ok(m) => block_paths.push((text.clone(), m)),
+            Err(e) => errors.push(file.error_at(p.span(), format!("first_party.block_paths[{i}]: invalid glob: {e}"))),
+        }
+    }
     if errors.len() != before {
         return None;
     }
@@ -311,6 +324,7 @@ fn compile_vendor(file: &SourceFile, v: &VendorFile, errors: &mut Vec<RuleError>
         methods,
         forward_cookies: v.first_party.forward_cookies.clone(),
         query_allow: v.first_party.query_allow.clone(),
+        block_paths,
     })
 }
 

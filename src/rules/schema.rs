@@ -197,4 +197,10 @@ pub struct FirstPartySection {
     /// Query parameter names kept, values as sent; all others are dropped.
     #[serde(default)]
     pub query_allow: Vec<String>,
+    /// Path globs on the vendor's hosts answered locally with a 204 and never
+    /// sent (telemetry, error reporters, identify calls). `*` matches within one
+    /// segment, `**` across segments; matched case-insensitively against the
+    /// percent-decoded path. Default none.
+    #[serde(default)]
+    pub block_paths: Vec<Spanned<String>>,
 }

@@ -180,7 +180,7 @@ pub async fn start(rules: &Path, docs: Documents, vendor: &VendorEndpoint) -> Re
         config.vendors.resolve.insert((*host).to_string(), vendor.addr);
     }
     config.vendors.ca_file = Some(vendor.ca_file.clone());
-    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)));
+    let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin_addr)).map_err(|e| e.to_string())?);
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let running = start_with(shared, loopback, loopback, Duration::from_secs(1), shutdown_tx, shutdown_rx, None)
         .await

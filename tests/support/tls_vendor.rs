@@ -1,0 +1,99 @@
+//! Vendors as tagwarden reaches them in production — over TLS, by host name,
+//! certificate verified — for integration tests: a TLS front with a throwaway
+//! CA (made per test with `rcgen`, written to a temporary file) that
+//! terminates TLS for the vendor host names and hands the plaintext to a plain
+//! loopback test server, so the sinks of `http.rs` record what the vendor got.
+//! The proxy finds it the way a user's config would say it: `[vendors] resolve`
+//! pins the hosts to the front, `[vendors] ca_file` trusts the CA.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use tagwarden::config::VendorsConfig;
+
+/// Host names the front's certificate names (all owned by the shipped rules).
+pub const VENDOR_HOSTS: &[&str] = &[
+    "static.zdassets.com",
+    "ekr.zdassets.com",
+    "clinic.zendesk.com",
+    "widget-mediator.zopim.com",
+    "widget.intercom.io",
+    "api-iam.intercom.io",
+];
+
+/// A TLS front for vendor hosts, in front of a plain loopback server.
+pub struct TlsVendor {
+    pub addr: SocketAddr,
+    /// The throwaway CA's PEM file (for `[vendors] ca_file`).
+    pub ca_file: PathBuf,
+    /// The SNI of every handshake that completed, in order.
+    pub server_names: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsVendor {
+    /// Terminates TLS for [`VENDOR_HOSTS`] and forwards each connection's bytes to `backend`.
+    pub async fn start(backend: SocketAddr) -> TlsVendor {
+        let (ca_pem, config) = tls_config(VENDOR_HOSTS);
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("vendor-ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_names = Arc::new(Mutex::new(Vec::new()));
+        let names = server_names.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let (acceptor, names) = (acceptor.clone(), names.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    names.lock().unwrap().push(tls.get_ref().1.server_name().unwrap_or_default().to_string());
+                    let Ok(mut plain) = TcpStream::connect(backend).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsVendor { addr, ca_file, server_names, _dir: dir }
+    }
+
+    /// `[vendors]` pinning every vendor host to this front and trusting its CA.
+    pub fn configure(&self, vendors: &mut VendorsConfig) {
+        for h in VENDOR_HOSTS {
+            vendors.resolve.insert((*h).to_string(), self.addr);
+        }
+        vendors.ca_file = Some(self.ca_file.clone());
+    }
+
+    pub fn server_names(&self) -> Vec<String> {
+        self.server_names.lock().unwrap().clone()
+    }
+}
+
+/// A throwaway CA (PEM) and a server config whose certificate it signs for `hosts`.
+pub fn tls_config(hosts: &[&str]) -> (String, rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "tagwarden test vendor CA (throwaway)");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let leaf = CertificateParams::new(names).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    (ca.pem(), config)
+}
