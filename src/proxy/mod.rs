@@ -64,7 +64,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub config: Config,
     pub origin: Origin,
-    pub trusted_proxies: Vec<(IpAddr, u8)>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Port for first-party vendor upstreams (443 in production; tests point it at a loopback sink).
     pub vendor_port: u16,
     /// Resolve every vendor host to this address instead of DNS (tests only).
@@ -98,7 +98,7 @@ impl Shared {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
         let trusted_proxies =
-            config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_cidr(p)).collect();
+            config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_trusted_proxy(p)).collect();
         Shared {
             policy: ArcSwap::from_pointee(policy),
             metrics,
