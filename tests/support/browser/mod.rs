@@ -1,9 +1,8 @@
-//! Support for `tests/browser.rs`: a hand-written DevTools client (WebSocket +
-//! CDP), the Chromium launcher, the loopback sinks and the in-process stack.
+//! Support for `tests/browser.rs`: a DevTools client (CDP over tokio-tungstenite),
+//! the Chromium launcher, the loopback sinks and the in-process stack.
 #![allow(dead_code)]
 
 pub mod cdp;
 pub mod chrome;
 pub mod harness;
 pub mod sinks;
-pub mod ws;
