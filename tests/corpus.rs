@@ -63,7 +63,7 @@ fn runs() -> &'static [Run] {
                     rewrite_chunked(&policy, &ctx, page.html.as_bytes(), None, sizes).map(|(out, _)| out)
                 };
                 let whole = rewrite(&[usize::MAX]);
-                let chunked = chunk_plans(&page.name)
+                let chunked = chunk_plans()
                     .into_iter()
                     .filter(|(plan, _)| plan != "whole")
                     .map(|(plan, sizes)| {

@@ -54,7 +54,7 @@ fn no_vector_loads_a_non_allowed_host() {
     let mut failures = Vec::new();
     let mut refused = Vec::new();
     for v in vectors() {
-        for (plan, sizes) in chunk_plans(&v.name) {
+        for (plan, sizes) in chunk_plans() {
             let out = match rewrite_chunked(&policy, &page_ctx, v.html.as_bytes(), None, &sizes) {
                 Ok((out, _)) => String::from_utf8(out).expect("UTF-8 out"),
                 Err(e) => {

@@ -237,7 +237,7 @@ fn check_fixture(name: &str) -> (Fixture, Outcome) {
         fixture.write_expected(&whole);
     }
     let expected = fixture.expected();
-    for (plan, sizes) in chunk_plans(name) {
+    for (plan, sizes) in chunk_plans() {
         let actual = fixture.run(&policy, &sizes);
         assert!(
             actual == expected,

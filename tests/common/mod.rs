@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use tagwarden::policy::{ConsentSet, PageContext, Policy};
 
 pub fn repo() -> PathBuf {
@@ -30,25 +33,17 @@ pub fn page_with_consent(policy: &Policy, url: &str, consent: ConsentSet) -> Pag
 
 /// Chunk sizes drawn from a seed: `TAGWARDEN_CHUNK_SEED` pins the seed,
 /// `TAGWARDEN_CHUNK_SIZE` pins one size (to reproduce a failure).
-pub fn chunk_plans(name: &str) -> Vec<(String, Vec<usize>)> {
+pub fn chunk_plans() -> Vec<(String, Vec<usize>)> {
     if let Ok(size) = std::env::var("TAGWARDEN_CHUNK_SIZE") {
         let n: usize = size.parse().expect("TAGWARDEN_CHUNK_SIZE is a number");
         return vec![(format!("TAGWARDEN_CHUNK_SIZE={n}"), vec![n])];
     }
-    let seed: u64 = std::env::var("TAGWARDEN_CHUNK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        // Different per test and per run unless pinned; printed on failure.
-        let h = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-        h ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-    });
-    let mut rng = seed;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    // Different per test and per run unless pinned; printed on failure.
+    let seed: u64 =
+        std::env::var("TAGWARDEN_CHUNK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut plans = vec![("whole".to_string(), vec![usize::MAX]), ("1-byte".to_string(), vec![1])];
-    let sizes: Vec<usize> = (0..16).map(|_| 1 + (next() % 257) as usize).collect();
+    let sizes: Vec<usize> = (0..16).map(|_| rng.random_range(1..=257)).collect();
     plans.push((format!("TAGWARDEN_CHUNK_SEED={seed}"), sizes));
     plans
 }
