@@ -4,11 +4,10 @@
 //! scripting on and off. Zendesk must survive first-party where a vector says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
 
-use common::*;
+use support::common::*;
+use support::loads;
 use tagwarden::policy::Construct;
 use tagwarden::rewrite::rewrite_chunked;
 

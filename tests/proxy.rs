@@ -25,10 +25,9 @@ use tagwarden::config::Config;
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, start_with};
 
-#[path = "support/http.rs"]
-mod http;
+mod support;
 
-use http::*;
+use support::http::*;
 
 // ---------------------------------------------------------------------------
 // Bodies and codings

@@ -38,10 +38,9 @@ use tagwarden::config::{Config, UpstreamConfig};
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, origin_for, start_with};
 
-#[path = "support/http.rs"]
-mod http;
+mod support;
 
-use http::*;
+use support::http::*;
 
 /// The TLS server name tagwarden is configured to send.
 const SNI: &str = "origin.test";
