@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 /// The whole file. A missing key takes its value from [`Config::default`], so the
@@ -303,10 +304,21 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| {
+        let syntax = |e: &toml::de::Error, key: Option<String>| {
             let (line, column) = crate::rules::line_col(&text, e.span().unwrap_or(0..0).start);
-            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            let message = e.message().lines().next().unwrap_or("invalid TOML");
+            let message = match key {
+                Some(key) => format!("{key}: {message}"),
+                None => message.to_string(),
+            };
             ConfigError::Syntax { path: path.to_path_buf(), line, column, message }
+        };
+        let document = toml::Deserializer::parse(&text).map_err(|e| syntax(&e, None))?;
+        // serde_path_to_error names the key a value error is under (`limits.max_request_headers`);
+        // toml's own error only gives its position.
+        let cfg: Config = serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = e.path().to_string();
+            syntax(e.inner(), (key != ".").then_some(key))
         })?;
         cfg.validate().map_err(|e| match e {
             ConfigError::Invalid { key, message, .. } => {
@@ -341,7 +353,7 @@ impl Config {
             }
         }
         for p in &self.listen.trusted_proxies {
-            parse_cidr(p)
+            parse_trusted_proxy(p)
                 .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;
         }
         Ok(())
@@ -366,32 +378,10 @@ pub fn is_dns_name(host: &str) -> bool {
     host.len() <= 253 && host.split('.').all(label_ok) && !numeric
 }
 
-/// `10.0.0.0/8`, `::1`, `192.0.2.7` → (network, prefix length).
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, len) = match s.split_once('/') {
-        Some((ip, len)) => (ip.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
-        None => {
-            let ip = s.parse::<IpAddr>().ok()?;
-            (ip, if ip.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((ip, len))
-}
-
-/// Whether `addr` is inside `net/len`.
-pub fn cidr_contains(net: IpAddr, len: u8, addr: IpAddr) -> bool {
-    match (net, addr) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+/// A `[listen] trusted_proxies` entry: a CIDR (`10.0.0.0/8`) or one address
+/// (`192.0.2.7`, `::1`, a host-length network).
+pub fn parse_trusted_proxy(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]
@@ -399,14 +389,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cidrs() {
-        let (n, l) = parse_cidr("10.0.0.0/8").unwrap();
-        assert!(cidr_contains(n, l, "10.1.2.3".parse().unwrap()));
-        assert!(!cidr_contains(n, l, "11.0.0.1".parse().unwrap()));
-        let (n, l) = parse_cidr("::1").unwrap();
-        assert!(cidr_contains(n, l, "::1".parse().unwrap()));
-        assert!(parse_cidr("10.0.0.0/33").is_none());
-        assert!(parse_cidr("example.com").is_none());
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let net = parse_trusted_proxy("10.0.0.0/8").unwrap();
+        assert!(net.contains(&"10.1.2.3".parse::<IpAddr>().unwrap()));
+        assert!(!net.contains(&"11.0.0.1".parse::<IpAddr>().unwrap()));
+        let one = parse_trusted_proxy("::1").unwrap();
+        assert!(one.contains(&"::1".parse::<IpAddr>().unwrap()));
+        assert!(!one.contains(&"::2".parse::<IpAddr>().unwrap()));
+        assert!(parse_trusted_proxy("10.0.0.0/33").is_none());
+        assert!(parse_trusted_proxy("example.com").is_none());
     }
 
     #[test]
@@ -419,6 +410,18 @@ mod tests {
         let ConfigError::Syntax { line, column, message, .. } = &err else { panic!("{err}") };
         assert_eq!((*line, *column), (5, 1), "{err}");
         assert!(message.contains("max_headers"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_key_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[listen]\naddress = \"127.0.0.1:1\"\n\n[limits]\nmax_request_headers = \"many\"\n")
+            .unwrap();
+        let err = Config::load(&path).unwrap_err();
+        let ConfigError::Syntax { line, message, .. } = &err else { panic!("{err}") };
+        assert_eq!(*line, 5, "{err}");
+        assert!(message.starts_with("limits.max_request_headers: "), "{err}");
     }
 
     #[test]

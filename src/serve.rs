@@ -52,6 +52,9 @@ pub enum ServeError {
         #[source]
         source: CaFileError,
     },
+    /// The demo's mock vendor could not start.
+    #[error("demo vendor: {0}")]
+    DemoVendor(String),
     /// A listener could not be bound (`what`: listen, admin, demo origin).
     #[error("{what} {addr}: {source}")]
     Bind {
@@ -133,19 +136,38 @@ pub struct Running {
     pub done: tokio::task::JoinHandle<()>,
 }
 
+/// The demo's mock support vendor, reached like a staging vendor: its host names
+/// pinned to its loopback address in `[vendors] resolve`, and its throwaway CA
+/// (written to a temporary file) as `[vendors] ca_file`. Hosts the operator's
+/// own config already pins are left as they are.
+async fn start_demo_vendor(cfg: &mut Config) -> Result<crate::demo::vendor::VendorLog, ServeError> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let vendor =
+        crate::demo::vendor::DemoVendor::start(loopback).await.map_err(|e| ServeError::DemoVendor(e.to_string()))?;
+    let path = std::env::temp_dir().join(format!("tagwarden-demo-vendor-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, &vendor.ca_pem).map_err(|e| ServeError::DemoVendor(format!("{}: {e}", path.display())))?;
+    for host in crate::demo::vendor::HOSTS {
+        cfg.vendors.resolve.entry((*host).to_string()).or_insert(vendor.addr);
+    }
+    cfg.vendors.ca_file.get_or_insert(path);
+    Ok(vendor.log)
+}
+
 /// Binds and starts everything; returns once listening.
 pub async fn start(cfg: Config) -> Result<Running, ServeError> {
     let policy =
         crate::rules::load_dir(&cfg.rules).map_err(|errors| ServeError::Rules { dir: cfg.rules.clone(), errors })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    let mut cfg = cfg;
     let (origin, demo_addr) = match &cfg.upstream {
         Some(up) => (origin_for(up).await?, None),
         None => {
             let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+            let vendor_log = start_demo_vendor(&mut cfg).await?;
             let l = TcpListener::bind(loopback).await.map_err(bind_error("demo origin", loopback))?;
             let addr = l.local_addr().map_err(bind_error("demo origin", loopback))?;
-            let demo = Arc::new(HttpServer::new_app(DemoOrigin::default()));
+            let demo = Arc::new(HttpServer::new_app(DemoOrigin { vendor_log: Some(vendor_log) }));
             tokio::spawn(serve_app(l, demo, shutdown_rx.clone(), Duration::from_secs(1)));
             (Origin::plain(addr), Some(addr))
         }

@@ -1019,7 +1019,7 @@ fn short(url: &str) -> String {
     }
 }
 
-fn page_log(o: &Outcome, v: &Verdict, sinks: &[Hit], vendor: &[Hit]) -> String {
+fn page_log(o: &Outcome, v: &Verdict, sinks: &[Hit], vendor: &[VendorRequest]) -> String {
     let mut out = String::new();
     let s = &o.scenario;
     let _ = writeln!(out, "scenario: {}\nurl: {}\njavascript: {}\nseconds: {:.2}", s.id, o.url, s.javascript, o.secs);
@@ -1076,7 +1076,7 @@ fn page_log(o: &Outcome, v: &Verdict, sinks: &[Hit], vendor: &[Hit]) -> String {
     for h in sinks {
         let _ = writeln!(out, "{h}");
     }
-    let _ = writeln!(out, "\n## vendor sink ({})", vendor.len());
+    let _ = writeln!(out, "\n## demo vendor ({})", vendor.len());
     for h in vendor {
         let _ = writeln!(out, "{h}");
     }
@@ -1373,11 +1373,13 @@ async fn run() {
             *service_seen.entry(h.clone()).or_default() += 1;
         }
         if log_all && v.problems.is_empty() {
-            let _ =
-                std::fs::write(dir.join(format!("{}.txt", file_name(&o.scenario.id))), page_log(o, &v, &web, &vendor));
+            let _ = std::fs::write(
+                dir.join(format!("{}.txt", file_name(&o.scenario.id))),
+                page_log(o, &v, &web, &vendor_reqs),
+            );
         }
         if !v.problems.is_empty() {
-            let log = page_log(o, &v, &web, &vendor);
+            let log = page_log(o, &v, &web, &vendor_reqs);
             let path = dir.join(format!("{}.txt", file_name(&o.scenario.id)));
             let _ = std::fs::write(&path, &log);
             eprintln!("\n==== FAIL {} (log: {}) ====\n{log}", o.scenario.id, path.display());

@@ -9,21 +9,18 @@
 //! - the output matches the SHA-256 recorded in `tests/golden/corpus.sha256`
 //!   (`TAGWARDEN_BLESS=1` rewrites that file).
 //!
-//! `TAGWARDEN_CHUNK_SEED` / `TAGWARDEN_CHUNK_SIZE` pin the chunking (see `common::chunk_plans`).
+//! `TAGWARDEN_CHUNK_SEED` / `TAGWARDEN_CHUNK_SIZE` pin the chunking (see `support::common::chunk_plans`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/corpus.rs"]
-mod corpus;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use common::*;
 use sha2::{Digest, Sha256};
+use support::common::{self, *};
+use support::{corpus, loads};
 use tagwarden::rewrite::{RewriteError, rewrite_chunked};
 use url::Url;
 
@@ -63,7 +60,7 @@ fn runs() -> &'static [Run] {
                     rewrite_chunked(&policy, &ctx, page.html.as_bytes(), None, sizes).map(|(out, _)| out)
                 };
                 let whole = rewrite(&[usize::MAX]);
-                let chunked = chunk_plans(&page.name)
+                let chunked = chunk_plans()
                     .into_iter()
                     .filter(|(plan, _)| plan != "whole")
                     .map(|(plan, sizes)| {

@@ -4,11 +4,10 @@
 //! scripting on and off. Zendesk must survive first-party where a vector says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
 
-use common::*;
+use support::common::*;
+use support::loads;
 use tagwarden::policy::Construct;
 use tagwarden::rewrite::rewrite_chunked;
 
@@ -54,7 +53,7 @@ fn no_vector_loads_a_non_allowed_host() {
     let mut failures = Vec::new();
     let mut refused = Vec::new();
     for v in vectors() {
-        for (plan, sizes) in chunk_plans(&v.name) {
+        for (plan, sizes) in chunk_plans() {
             let out = match rewrite_chunked(&policy, &page_ctx, v.html.as_bytes(), None, &sizes) {
                 Ok((out, _)) => String::from_utf8(out).expect("UTF-8 out"),
                 Err(e) => {

@@ -1,5 +1,5 @@
 //! Golden fixtures: `tests/golden/fixtures/<name>.src.html` rewritten at every chunk
-//! plan (`common::chunk_plans`) must equal `<name>.expected.html` byte for byte and
+//! plan (`support::common::chunk_plans`) must equal `<name>.expected.html` byte for byte and
 //! record exactly the findings in `<name>.expected.findings` (one JSON object per
 //! line, as `tagwarden rewrite --explain` prints them) — or, for documents that must
 //! be refused, fail with the error in `<name>.expected.err`.
@@ -15,12 +15,12 @@
 //! `TAGWARDEN_BLESS=1` rewrites the expected files from the whole-document run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::*;
+use support::common::*;
 use tagwarden::policy::Policy;
 use tagwarden::rewrite::{HtmlStream, RewriteError, RewriteOptions, rewrite_document};
 
@@ -238,7 +238,7 @@ fn check_fixture(name: &str) -> (Fixture, Outcome) {
         fixture.write_expected(&whole);
     }
     let expected = fixture.expected();
-    for (plan, sizes) in chunk_plans(name) {
+    for (plan, sizes) in chunk_plans() {
         let actual = fixture.run(&policy, &sizes);
         assert!(
             actual == expected,

@@ -7,16 +7,15 @@
 //! 64 cases per property by default; `PROPTEST_CASES` overrides it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
 
 use std::sync::{Arc, OnceLock};
 
-use common::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
+use support::common::*;
+use support::loads;
 use tagwarden::policy::Policy;
 use tagwarden::rewrite::{RewriteError, rewrite_chunked};
 

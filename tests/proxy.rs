@@ -25,13 +25,10 @@ use tagwarden::config::Config;
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, start_with};
 
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/tls_vendor.rs"]
-mod tls_vendor;
+mod support;
 
-use http::*;
-use tls_vendor::TlsVendor;
+use support::http::*;
+use support::tls_vendor::TlsVendor;
 
 // ---------------------------------------------------------------------------
 // Bodies and codings
@@ -65,16 +62,12 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
+/// Deterministic pseudo-random bytes (incompressible, reproducible from `seed`).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
 }
 
 // ---------------------------------------------------------------------------

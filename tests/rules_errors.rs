@@ -8,7 +8,9 @@
 //! routes) in a tempdir and injects exactly one mistake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod support;
+
+use support::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

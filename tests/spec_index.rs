@@ -16,11 +16,10 @@
 //! where) and this test names what the table has not decided yet.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
 
-use common::*;
+use support::common::*;
+use support::loads;
 use tagwarden::rewrite::fetch_attrs::{self, FETCH_ATTRS, FetchAttr, Gate, LINK_RELS, NOT_FETCHED, Namespace, Value};
 use tagwarden::rewrite::rewrite_document;
 

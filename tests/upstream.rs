@@ -39,13 +39,10 @@ use tagwarden::config::{Config, UpstreamConfig};
 use tagwarden::proxy::{Origin, Shared};
 use tagwarden::serve::{Running, origin_for, start_with};
 
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/tls_vendor.rs"]
-mod tls_vendor;
+mod support;
 
-use http::*;
-use tls_vendor::TlsVendor;
+use support::http::*;
+use support::tls_vendor::TlsVendor;
 
 /// The TLS server name tagwarden is configured to send.
 const SNI: &str = "origin.test";

@@ -110,7 +110,7 @@ impl Warden {
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.shared.trusted_proxies.iter().any(|(n, l)| crate::config::cidr_contains(*n, *l, ip))
+        self.shared.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     pub(super) fn page_url(&self, session: &Session, client_ip: Option<IpAddr>) -> Option<url::Url> {

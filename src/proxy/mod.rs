@@ -69,7 +69,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub config: Config,
     pub origin: Origin,
-    pub trusted_proxies: Vec<(IpAddr, u8)>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where vendor hosts connect (`[vendors] resolve`, DNS, `ca_file`).
     pub egress: VendorEgress,
 }
@@ -101,7 +101,7 @@ impl Shared {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
         let trusted_proxies =
-            config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_cidr(p)).collect();
+            config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_trusted_proxy(p)).collect();
         let egress = VendorEgress::from_config(&config.vendors)?;
         Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress })
     }
@@ -141,8 +141,8 @@ pub struct Ctx {
     started: Instant,
     target: Target,
     html: Option<Mutex<HtmlPipeline>>,
-    /// A vendor's JS/CSS/JSON being rewritten (first-party path).
-    vendor_body: Option<vendor_body::VendorBodyPipeline>,
+    /// A vendor's JS/CSS/JSON response being rewritten (first-party path).
+    vendor_response: Option<vendor_body::VendorBodyPipeline>,
     accept_encoding: Option<String>,
     page_url: Option<url::Url>,
     client_ip: Option<IpAddr>,
@@ -170,7 +170,7 @@ impl ProxyHttp for Warden {
             started: Instant::now(),
             target: Target::Origin,
             html: None,
-            vendor_body: None,
+            vendor_response: None,
             accept_encoding: None,
             page_url: None,
             client_ip: None,
@@ -283,7 +283,7 @@ impl ProxyHttp for Warden {
             vendor::filter_vendor_response(resp)?;
             if let Some(site) = &ctx.page_url {
                 let policy = ctx.policy.clone();
-                ctx.vendor_body = vendor_body::VendorBodyPipeline::start(
+                ctx.vendor_response = vendor_body::VendorBodyPipeline::start(
                     resp,
                     site,
                     &policy.prefix,
@@ -314,7 +314,7 @@ impl ProxyHttp for Warden {
         end: bool,
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Duration>> {
-        if let Some(p) = ctx.vendor_body.as_mut() {
+        if let Some(p) = ctx.vendor_response.as_mut() {
             let input = body.take().unwrap_or_default();
             match p.feed(&input, end) {
                 Ok(out) => *body = Some(out),

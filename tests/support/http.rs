@@ -2,7 +2,6 @@
 //! and vendor sinks that record every request and write exactly the bytes a test
 //! wants, and a client that parses responses well enough to see a missing final
 //! chunk or an early close. Shared by `tests/proxy.rs` and `tests/upstream.rs`.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -165,8 +165,8 @@ fn index_loads(cx: &mut Cx<'_>, el: &Element, rows: &[IndexRow]) {
 mod tests {
     use url::Url;
 
+    use super::super::{loads, parse_html};
     use super::*;
-    use crate::loads::{loads, parse_html};
 
     const E: &str = "https://evil.example/x";
 

@@ -1,6 +1,6 @@
-//! A small Chrome DevTools Protocol client over [`super::ws`]: numbered
-//! commands answered through one-shot channels, events (with their flattened
-//! `sessionId`) delivered in order on one queue.
+//! A small Chrome DevTools Protocol client over a WebSocket (tokio-tungstenite):
+//! numbered commands answered through one-shot channels, events (with their
+//! flattened `sessionId`) delivered in order on one queue.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,11 +8,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 
-use super::ws::{self, Incoming, WsWriter};
+type WsWriter = SplitSink<WebSocketStream<TcpStream>, Message>;
 
 /// Hang guard for one command (not a timing assertion).
 const CALL_GUARD: Duration = Duration::from_secs(30);
@@ -44,37 +49,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Cdp {
     /// Connects to the browser endpoint (`/devtools/browser/<id>`).
     pub async fn connect(addr: SocketAddr, path: &str) -> Result<Cdp, String> {
-        let (mut reader, writer) = ws::connect(addr, path).await?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (socket, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), tcp)
+            .await
+            .map_err(|e| format!("DevTools WebSocket handshake: {e}"))?;
+        let (writer, mut reader) = socket.split();
         let writer = Arc::new(tokio::sync::Mutex::new(writer));
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::unbounded_channel();
-        let (w, p, c) = (writer.clone(), pending.clone(), closed.clone());
+        let (p, c) = (pending.clone(), closed.clone());
         tokio::spawn(async move {
             loop {
-                match reader.next().await {
-                    Ok(Incoming::Message(bytes)) => {
-                        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
-                        if let Some(id) = v.get("id").and_then(Value::as_u64) {
-                            let result = match v.get("error") {
-                                Some(e) => Err(e.to_string()),
-                                None => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
-                            };
-                            if let Some(s) = lock(&p).remove(&id) {
-                                let _ = s.send(result);
-                            }
-                        } else if let Some(method) = v.get("method").and_then(Value::as_str) {
-                            let _ = tx.send(Event {
-                                method: method.to_string(),
-                                params: v.get("params").cloned().unwrap_or(Value::Null),
-                                session: v.get("sessionId").and_then(Value::as_str).map(str::to_string),
-                            });
-                        }
+                // tungstenite answers pings itself.
+                let bytes = match reader.next().await {
+                    Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                };
+                let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
+                if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                    let result = match v.get("error") {
+                        Some(e) => Err(e.to_string()),
+                        None => Ok(v.get("result").cloned().unwrap_or(Value::Null)),
+                    };
+                    if let Some(s) = lock(&p).remove(&id) {
+                        let _ = s.send(result);
                     }
-                    Ok(Incoming::Ping(payload)) => {
-                        let _ = w.lock().await.pong(&payload).await;
-                    }
-                    Ok(Incoming::Closed) | Err(_) => break,
+                } else if let Some(method) = v.get("method").and_then(Value::as_str) {
+                    let _ = tx.send(Event {
+                        method: method.to_string(),
+                        params: v.get("params").cloned().unwrap_or(Value::Null),
+                        session: v.get("sessionId").and_then(Value::as_str).map(str::to_string),
+                    });
                 }
             }
             c.store(true, Ordering::SeqCst);
@@ -97,7 +106,7 @@ impl Cdp {
         }
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
-        if let Err(e) = self.writer.lock().await.send_text(&msg.to_string()).await {
+        if let Err(e) = self.writer.lock().await.send(Message::text(msg.to_string())).await {
             lock(&self.pending).remove(&id);
             return Err(format!("{method}: {e}"));
         }

@@ -1,5 +1,5 @@
-//! Support for `tests/browser.rs`: a hand-written DevTools client (WebSocket +
-//! CDP), the Chromium launcher, the loopback sinks and the in-process stack.
+//! Support for `tests/browser.rs`: a DevTools client (CDP over tokio-tungstenite),
+//! the Chromium launcher, the loopback sinks and the in-process stack.
 #![allow(dead_code)]
 
 pub mod cdp;
@@ -8,4 +8,3 @@ pub mod harness;
 pub mod runtime;
 pub mod sinks;
 pub mod widget;
-pub mod ws;

@@ -258,96 +258,24 @@ pub fn strip_port(hostport: &str) -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Incomplete;
 
-/// Reassembles the handshake message from TLS records and returns the
-/// ClientHello's `server_name` (extension 0, name type 0 = host_name).
-/// `Err(Incomplete)` means "read more"; malformed input past the record
-/// layer yields `Ok(None)` once complete.
+/// The ClientHello's `server_name`, read by rustls's own parser (the
+/// `Acceptor` under `tokio_rustls::LazyConfigAcceptor`), which reassembles the
+/// handshake message across TLS records. `Err(Incomplete)` means "read more";
+/// bytes rustls refuses as a ClientHello yield `Ok(None)`.
 pub fn client_hello_sni(buf: &[u8]) -> Result<Option<String>, Incomplete> {
-    // Record layer: type(1)=22, version(2), length(2), fragment.
-    let mut hs = Vec::new();
-    let mut pos = 0;
-    let msg_len = loop {
-        if buf.len() < pos + 5 {
-            return Err(Incomplete);
-        }
-        if buf[pos] != 22 {
-            return Ok(None);
-        }
-        let len = u16::from_be_bytes([buf[pos + 3], buf[pos + 4]]) as usize;
-        if buf.len() < pos + 5 + len {
-            return Err(Incomplete);
-        }
-        hs.extend_from_slice(&buf[pos + 5..pos + 5 + len]);
-        pos += 5 + len;
-        if hs.len() >= 4 {
-            if hs[0] != 1 {
-                return Ok(None); // not a ClientHello
-            }
-            let msg_len = (hs[1] as usize) << 16 | (hs[2] as usize) << 8 | hs[3] as usize;
-            if hs.len() >= 4 + msg_len {
-                break msg_len;
-            }
-        }
-    };
-    let body = &hs[4..4 + msg_len];
-    Ok(parse_client_hello(body))
-}
-
-fn parse_client_hello(b: &[u8]) -> Option<String> {
-    let mut r = Reader { b, pos: 0 };
-    r.skip(2)?; // legacy_version
-    r.skip(32)?; // random
-    let sid = r.u8()? as usize;
-    r.skip(sid)?;
-    let suites = r.u16()? as usize;
-    r.skip(suites)?;
-    let comp = r.u8()? as usize;
-    r.skip(comp)?;
-    let ext_total = r.u16()? as usize;
-    let exts = r.take(ext_total)?;
-    let mut e = Reader { b: exts, pos: 0 };
-    while e.pos < exts.len() {
-        let ty = e.u16()?;
-        let len = e.u16()? as usize;
-        let data = e.take(len)?;
-        if ty != 0 {
-            continue;
-        }
-        let mut s = Reader { b: data, pos: 0 };
-        let list = s.u16()? as usize;
-        let list = s.take(list)?;
-        let mut l = Reader { b: list, pos: 0 };
-        while l.pos < list.len() {
-            let name_type = l.u8()?;
-            let n = l.u16()? as usize;
-            let name = l.take(n)?;
-            if name_type == 0 {
-                return Some(String::from_utf8_lossy(name).to_ascii_lowercase());
-            }
+    let mut acceptor = tokio_rustls::rustls::server::Acceptor::default();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match acceptor.read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => return Ok(None),
         }
     }
-    None
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
-        self.pos += n;
-        Some(s)
-    }
-    fn skip(&mut self, n: usize) -> Option<()> {
-        self.take(n).map(|_| ())
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+    match acceptor.accept() {
+        Ok(Some(hello)) => Ok(hello.client_hello().server_name().map(str::to_ascii_lowercase)),
+        Ok(None) => Err(Incomplete),
+        Err(_) => Ok(None),
     }
 }
 
@@ -366,6 +294,9 @@ pub fn sample_client_hello(sni: &str, record_split: Option<usize>) -> Vec<u8> {
     ext.extend_from_slice(&[0x00, 0x00]);
     ext.extend_from_slice(&(sn.len() as u16).to_be_bytes());
     ext.extend_from_slice(&sn);
+    // signature_algorithms (every browser sends it; rustls requires it):
+    // ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256.
+    ext.extend_from_slice(&[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x08, 0x04]);
     let mut body = vec![0x03, 0x03];
     body.extend_from_slice(&[7u8; 32]);
     body.push(32);

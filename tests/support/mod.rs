@@ -1,0 +1,17 @@
+//! What the integration tests share, as one module: each test says `mod support;`.
+//!
+//! - [`common`]: the shipped rules and page contexts, chunk plans, the first-party test
+//! - [`corpus`]: the shared corpus of real pages and their sites
+//! - [`http`]: raw HTTP/1.1 test origins, vendor sinks and client
+//! - [`loads`]: the independent oracle (html5ever + cssparser): every load a page makes
+//! - [`tls_vendor`]: a TLS vendor sink with a throwaway CA, reached through `[vendors] resolve`
+//!
+//! (`browser/` is the browser suite's own support, used by `tests/browser.rs` only.)
+// Each test binary uses part of this module: unused items are expected here, and only here.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod common;
+pub mod corpus;
+pub mod http;
+pub mod loads;
+pub mod tls_vendor;
