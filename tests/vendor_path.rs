@@ -157,7 +157,11 @@ async fn no_cookie_referer_origin_client_ip_or_forwarding_header_reaches_the_ven
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_cookies_lets_only_the_cookies_it_lists_through() {
     let edit = |name: &str, text: String| {
-        if name == "zendesk.toml" { text.replace("forward_cookies = []", "forward_cookies = [\"__zlcmid\"]") } else { text }
+        if name == "zendesk.toml" {
+            text.replace("forward_cookies = []", "forward_cookies = [\"__zlcmid\"]")
+        } else {
+            text
+        }
     };
     let env = start(rules(edit, &[]), ok_sink().await, |_| {}).await;
     let cookie = "Cookie: session=abc123; __zlcmid=vendor-id; tw_consent=essential,support";
