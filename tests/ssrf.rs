@@ -23,15 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::TcpListener;
 
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/tls_vendor.rs"]
-mod tls_vendor;
-#[path = "support/vendor_env.rs"]
-mod vendor_env;
+mod support;
 
-use http::*;
-use vendor_env::{VendorEnv, ok_sink, rules, start};
+use support::http::*;
+use support::vendor_env::{VendorEnv, ok_sink, rules, start};
 
 const CANARY_VENDOR: &str = r#"
 id = "canary"

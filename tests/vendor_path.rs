@@ -6,15 +6,10 @@
 //! travels in the headers. The vendor is reached over TLS by name, as in
 //! production (`support/tls_vendor.rs`).
 
-#[path = "support/http.rs"]
-mod http;
-#[path = "support/tls_vendor.rs"]
-mod tls_vendor;
-#[path = "support/vendor_env.rs"]
-mod vendor_env;
+mod support;
 
-use http::*;
-use vendor_env::{ok_sink, rules, start};
+use support::http::*;
+use support::vendor_env::{ok_sink, rules, start};
 
 /// The page the visitor is on; its path names a condition.
 const PAGE: &str = "https://clinic.example/conditions/hiv-care?visit=42";

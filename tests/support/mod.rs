@@ -5,6 +5,7 @@
 //! - [`http`]: raw HTTP/1.1 test origins, vendor sinks and client
 //! - [`loads`]: the independent oracle (html5ever + cssparser): every load a page makes
 //! - [`tls_vendor`]: a TLS vendor sink with a throwaway CA, reached through `[vendors] resolve`
+//! - [`vendor_env`]: tagwarden in front of an origin and TLS vendor sinks (vendor path and SSRF suites)
 //!
 //! (`browser/` is the browser suite's own support, used by `tests/browser.rs` only.)
 // Each test binary uses part of this module: unused items are expected here, and only here.
@@ -15,3 +16,4 @@ pub mod corpus;
 pub mod http;
 pub mod loads;
 pub mod tls_vendor;
+pub mod vendor_env;

@@ -5,7 +5,6 @@
 //! loopback test server, so the sinks of `http.rs` record what the vendor got.
 //! The proxy finds it the way a user's config would say it: `[vendors] resolve`
 //! pins the hosts to the front, `[vendors] ca_file` trusts the CA.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -2,7 +2,6 @@
 //! `[vendors] resolve` + `ca_file`), for the vendor-path suites: a copy of the
 //! shipped rules (optionally edited), a plain test origin, a vendor sink behind
 //! the TLS front, and the admin listener for metrics.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

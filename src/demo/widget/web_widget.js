@@ -11,7 +11,7 @@
   }
   xhr("GET", "https://" + compose.id + "/embeddable/config", null, function (status, config) {
     // Telemetry with what the page is about: answered locally, never forwarded.
-    var blip = btoa(JSON.stringify({ url: P.location.href, title: pd.title, referrer: pd.referrer }));
+    var blip = btoa(unescape(encodeURIComponent(JSON.stringify({ url: P.location.href, title: pd.title, referrer: pd.referrer }))));
     new Image().src = "https://" + compose.id + "/embeddable_blip?type=pageView&data=" + encodeURIComponent(blip);
     // A chunk from the hard-coded webpack base, and the stylesheet with its font.
     var chunk = document.createElement("script");
