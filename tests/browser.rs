@@ -657,7 +657,6 @@ fn judge(o: &Outcome, sinks: &[Hit], vendor: &[VendorRequest], policy: &tagwarde
     let mut v = Verdict::default();
     let s = &o.scenario;
     let front_port = o.front_port;
-    let zendesk = policy.vendor_by_id("zendesk").expect("zendesk vendor").1;
     // Report-only: the injected hosts are expected to be contacted.
     let expected_sent = |host: &str| s.stack == StackKind::ReportOnly && s.reports.iter().any(|(_, _, h)| *h == host);
     let own = common::same_site(&s.host);
@@ -769,9 +768,12 @@ fn judge(o: &Outcome, sinks: &[Hit], vendor: &[VendorRequest], policy: &tagwarde
             Some(_) => v.problems.push(format!("LEAK (sink): {hit}")),
         }
     }
+    // Only hosts of vendors the page's route allows reach the vendor side.
+    let allowed = policy.route_for(&s.path).map(|r| policy.routes[r].allow.clone()).unwrap_or_default();
     for r in vendor {
-        if !zendesk.owns_host(&r.host) {
-            v.problems.push(format!("first-party vendor path forwarded to a non-Zendesk host: {r}"));
+        let owner = policy.vendor_for(&r.host, "/");
+        if !owner.is_some_and(|i| allowed.contains(&i)) {
+            v.problems.push(format!("first-party vendor path forwarded to a host no vendor allowed here owns: {r}"));
         }
     }
     let expected_host = format!("{}:{front_port}", s.host);
