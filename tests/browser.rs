@@ -46,13 +46,14 @@
 //! `TAGWARDEN_BROWSER_RULES=<dir>` uses another rules directory. Waits are
 //! bounded waits for the page to go quiet, never timing assertions.
 
+// The browser suite's own support (DevTools client, Chromium, sinks, pages) is
+// used by this file only, so it is not part of `support` (whose other users
+// would otherwise compile a Chromium launcher they never call).
 #[path = "support/browser/mod.rs"]
 mod browser;
-mod common;
-#[path = "support/corpus.rs"]
-mod corpus;
-#[path = "support/loads.rs"]
-mod loads;
+mod support;
+
+use support::{common, corpus, loads};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,6 +1,5 @@
 //! The shared corpus of real pages (`../shared/corpus/pages/*.html`, from Mozilla
 //! Readability's test pages), each with the URL of its own site.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -99,7 +99,6 @@ const NS_XLINK: &str = "http://www.w3.org/1999/xlink";
 const MAX_DEPTH: usize = 8;
 
 /// One URL the browser would fetch or send data to.
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Load {
     /// What caused the load, e.g. `"img src"`, `"link[rel=preconnect] href"`,
@@ -123,7 +122,6 @@ impl fmt::Display for Load {
 }
 
 /// Every network URL the browser would load for `html` served at `page`.
-#[allow(dead_code)]
 pub fn loads(html: &str, page: &Url, scripting: bool) -> Vec<Load> {
     let mut out = Vec::new();
     extract_document(html, page, scripting, 0, None, &mut out);
@@ -133,13 +131,11 @@ pub fn loads(html: &str, page: &Url, scripting: bool) -> Vec<Load> {
 /// The loads whose host is not accepted by `allowed_host`. Hosts are given
 /// as `Url::host_str` returns them (lowercase, punycode, IPv6 in brackets,
 /// trailing dot preserved).
-#[allow(dead_code)]
 pub fn offsite_loads(html: &str, page: &Url, scripting: bool, allowed_host: impl Fn(&str) -> bool) -> Vec<Load> {
     loads(html, page, scripting).into_iter().filter(|l| !l.url.host_str().is_some_and(&allowed_host)).collect()
 }
 
 /// Union of `loads` with scripting enabled and disabled (duplicates removed).
-#[allow(dead_code)]
 pub fn loads_any_scripting(html: &str, page: &Url) -> Vec<Load> {
     let mut all = loads(html, page, true);
     for l in loads(html, page, false) {
@@ -151,13 +147,11 @@ pub fn loads_any_scripting(html: &str, page: &Url) -> Vec<Load> {
 }
 
 /// Off-site loads with scripting enabled or disabled (union, deduplicated).
-#[allow(dead_code)]
 pub fn offsite_loads_any_scripting(html: &str, page: &Url, allowed_host: impl Fn(&str) -> bool) -> Vec<Load> {
     loads_any_scripting(html, page).into_iter().filter(|l| !l.url.host_str().is_some_and(&allowed_host)).collect()
 }
 
 /// Parse `html` with html5ever. `scripting` decides how `<noscript>` parses.
-#[allow(dead_code)]
 pub fn parse_html(html: &str, scripting: bool) -> Html {
     let opts = ParseOpts {
         tree_builder: TreeBuilderOpts { scripting_enabled: scripting, ..Default::default() },
@@ -585,7 +579,6 @@ fn speculation_rules(cx: &mut Cx<'_>, json: &str, links: &[&str]) {
 /// The URL of a `<meta http-equiv=refresh content=...>`, per the HTML
 /// spec's "shared declarative refresh steps". `None` when the content is
 /// invalid or refreshes the document itself.
-#[allow(dead_code)]
 pub fn meta_refresh_url(content: &str) -> Option<String> {
     let ws = |c: char| matches!(c, '\t' | '\n' | '\x0C' | '\r' | ' ');
     let s: Vec<char> = content.chars().collect();
@@ -668,7 +661,6 @@ fn skip_quotes(s: &[char], mut pos: usize) -> String {
 
 /// URLs of a `srcset` attribute (every candidate), per the HTML spec's
 /// "parse a srcset attribute" tokenization.
-#[allow(dead_code)]
 pub fn parse_srcset(input: &str) -> Vec<&str> {
     let ws = |b: u8| matches!(b, b'\t' | b'\n' | 0x0C | b'\r' | b' ');
     let bytes = input.as_bytes();
@@ -727,7 +719,6 @@ fn css_urls(css: &str) -> Vec<(CssKind, String)> {
 }
 
 /// Raw URLs referenced by a CSS text (public helper for tests).
-#[allow(dead_code)]
 pub fn css_url_strings(css: &str) -> Vec<String> {
     css_urls(css).into_iter().map(|(_, u)| u).collect()
 }
