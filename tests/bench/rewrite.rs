@@ -13,6 +13,8 @@
 //! Run: `cargo bench --bench rewrite`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
+// Only part of the corpus support is used by the bench.
+#[allow(dead_code)]
 #[path = "../support/corpus.rs"]
 mod corpus;
 
