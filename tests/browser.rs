@@ -1142,50 +1142,10 @@ async fn run() {
         all.into_iter().filter(|s| filter.as_deref().is_none_or(|f| s.id.contains(f))).collect();
     assert!(!chosen.is_empty(), "TAGWARDEN_BROWSER_FILTER={filter:?} matches none of the {total} scenarios");
 
-    let sinks = Sinks::start().await.unwrap_or_else(|e| panic!("{e}"));
-    // The vetted vendor: the demo's mock Zendesk, plus one compromised script.
-    let vendor = DemoVendor::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &[browser::sinks::VENDOR_IMPORT])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ca_dir = tempfile::tempdir().expect("tempdir");
-    let ca_file = ca_dir.path().join("vendor-ca.pem");
-    std::fs::write(&ca_file, &vendor.ca_pem).expect("write the vendor CA");
-    let endpoint = harness::VendorEndpoint { addr: vendor.addr, ca_file };
-    let mut docs = Documents::default();
-    docs.add_dir("/vectors/", &repo().join("tests/evasion/vectors"));
-    docs.add_dir("/corpus/", &corpus::dir());
-    // The shipped rules; TAGWARDEN_BROWSER_RULES=<dir> tries others (e.g. to see the suite catch a report-mode site).
-    let shipped = std::env::var_os("TAGWARDEN_BROWSER_RULES").map_or_else(|| repo().join("rules"), PathBuf::from);
-    // …plus one route, for the page that allows WebRTC to its vendors.
-    let rules_copy = rules_with_route(
-        &shipped,
-        &format!("{}{}", browser::runtime::WEBRTC_VENDOR_ROUTE, browser::widget::INTERCOM_ROUTE),
-    );
-    let rules = rules_copy.path().to_path_buf();
-    // The report-only stack (same documents, same rules but every route in report mode) only when needed.
-    let report_rules = chosen.iter().any(|s| s.stack == StackKind::ReportOnly).then(|| report_only_rules(&rules));
-    let report_docs = report_rules.as_ref().map(|_| {
-        let mut d = Documents::default();
-        d.0.clone_from(&docs.0);
-        d
-    });
-    let stack = harness::start(&rules, docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
-    let report_stack = match (&report_rules, report_docs) {
-        (Some(dir), Some(docs)) => {
-            let st = harness::start(dir.path(), docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
-            let p = st.running.shared.policy.load_full();
-            assert!(
-                !p.routes.is_empty() && p.routes.iter().all(|r| r.mode == tagwarden::rules::schema::Mode::Report),
-                "the report-only rules in {} have a route not in report mode",
-                dir.path().display()
-            );
-            Some(st)
-        }
-        _ => None,
-    };
+    let suite = Suite::start(&chosen).await;
+    let (stack, report_stack, vendor, sinks) = (&suite.stack, &suite.report_stack, &suite.vendor, &suite.sinks);
     // The browser talks to the front (the load balancer's role), which forwards to tagwarden.
     let port = stack.front.port();
-    let policy = stack.running.shared.policy.load_full();
 
     let browser = Browser::launch().await.unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
@@ -1208,64 +1168,7 @@ async fn run() {
     let mut outcomes = Vec::new();
     let n = chosen.len();
     for (i, s) in chosen.into_iter().enumerate() {
-        let st = match s.stack {
-            StackKind::Enforce => &stack,
-            StackKind::ReportOnly => report_stack.as_ref().expect("report-only stack"),
-        };
-        let front_port = st.front.port();
-        let metrics = &st.running.shared.metrics;
-        let url = format!("http://{}:{front_port}{}", s.host, s.path);
-        let (csp0, reports0) = csp_metrics(metrics);
-        let (w0, v0, o0, u0) = (sinks.web.len(), vendor.log.len(), st.origin_log.len(), sinks.udp.len());
-        let t = Instant::now();
-        let web = sinks.web.clone();
-        let activity = move || web.last_activity();
-        let load = browser.load(&url, s.javascript, WAITS, &activity, &s.evaluate).await;
-        settle(&sinks.web).await;
-        let secs = t.elapsed().as_secs_f64();
-        // Reports reach tagwarden after the load: wait (bounded) until every report the
-        // page POSTed is counted, and every violation it must report has been.
-        let posted = load.as_ref().map_or(0, |l| report_requests(l).count());
-        let waited = Instant::now();
-        let (csp, csp_reports) = loop {
-            let (c, r) = csp_metrics(metrics);
-            let (c, r) = (delta(&csp0, &c), delta(&reports0, &r));
-            let all_counted = r.values().sum::<u64>() >= posted as u64;
-            let expected = s.reports.iter().all(|(d, v, _)| c.contains_key(&((*d).to_string(), (*v).to_string())));
-            if (all_counted && expected) || waited.elapsed() >= REPORTS_CAP {
-                break (c, r);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let reports_wait = waited.elapsed().as_secs_f64();
-        let (w1, v1, o1) = (sinks.web.len(), vendor.log.len(), st.origin_log.len());
-        let summary = match &load {
-            Ok(l) => format!(
-                "{} requests, {} sink, {} vendor, {} CSP report(s){}{}",
-                l.requests.len(),
-                w1 - w0,
-                v1 - v0,
-                posted,
-                if l.load_event { "" } else { ", NO LOAD EVENT" },
-                l.nav_error.as_deref().map(|e| format!(", nav error {e}")).unwrap_or_default()
-            ),
-            Err(e) => format!("ERROR {e}"),
-        };
-        eprintln!("[{:>3}/{n}] {:<70} {summary} ({secs:.2}s)", i + 1, s.id);
-        outcomes.push(Outcome {
-            scenario: s,
-            url,
-            load,
-            sink_range: (w0, w1),
-            vendor_range: (v0, v1),
-            udp: sinks.udp.slice(u0, sinks.udp.len()),
-            origin: st.origin_log.slice(o0, o1),
-            secs,
-            front_port,
-            csp,
-            csp_reports,
-            reports_wait,
-        });
+        outcomes.push(suite.load_page(&browser, s, i, n).await);
     }
     // The browser's own traffic after the last page and at shutdown.
     let tail_start = sinks.web.len();
@@ -1276,7 +1179,21 @@ async fn run() {
     // A preconnected socket names its host only when used: give late ones a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // ---- verdict ----------------------------------------------------------
+    verdict(&suite, &outcomes, started, startup_range, tail_range, port);
+}
+
+/// Judges every page, writes the logs, prints the report, and fails the test
+/// with every problem found.
+fn verdict(
+    suite: &Suite,
+    outcomes: &[Outcome],
+    started: Instant,
+    startup_range: (usize, usize),
+    tail_range: (usize, usize),
+    port: u16,
+) {
+    let (stack, report_stack, policy, vendor, sinks) =
+        (&suite.stack, &suite.report_stack, &suite.policy, &suite.vendor, &suite.sinks);
     let dir = logs_dir();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.filter_map(Result::ok) {
@@ -1309,11 +1226,11 @@ async fn run() {
     }
 
     let mut by_id: BTreeMap<&str, &Outcome> = BTreeMap::new();
-    for o in &outcomes {
+    for o in outcomes {
         by_id.insert(&o.scenario.id, o);
         let web = sinks.web.slice(o.sink_range.0, o.sink_range.1);
         let vendor_reqs = vendor.log.slice(o.vendor_range.0, o.vendor_range.1);
-        let mut v = judge(o, &web, &vendor_reqs, &policy);
+        let mut v = judge(o, &web, &vendor_reqs, policy);
         browser::widget::judge(o, &vendor_reqs, &mut v);
         if o.scenario.id == "demo/appointments@js-on"
             && let Ok(l) = &o.load
@@ -1391,7 +1308,7 @@ async fn run() {
     }
 
     // Vectors: what the vector says must survive is requested with JS on or off.
-    for o in &outcomes {
+    for o in outcomes {
         let s = &o.scenario;
         let (Some(keep), true) = (&s.keep, s.javascript) else { continue };
         let off = s.id.replace("@js-on", "@js-off");
@@ -1462,7 +1379,7 @@ async fn run() {
         let _ = writeln!(report, "  {id}: {} | {} (waited {wait:.2}s)", fmt_counts(posted), fmt_counts(counted));
     }
     for (label, kind, st) in
-        [("enforce", StackKind::Enforce, Some(&stack)), ("report-only", StackKind::ReportOnly, report_stack.as_ref())]
+        [("enforce", StackKind::Enforce, Some(stack)), ("report-only", StackKind::ReportOnly, report_stack.as_ref())]
     {
         let Some(st) = st else { continue };
         let (c, r) = csp_metrics(&st.running.shared.metrics);
@@ -1496,4 +1413,138 @@ async fn run() {
         let _ = st.running.shutdown.send(true);
     }
     assert!(failures.is_empty(), "{} browser failure(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Everything the pages are served by: the sinks, the demo vendor, tagwarden
+/// (enforce, and report-only when a scenario needs it) in front of the origin.
+struct Suite {
+    sinks: Sinks,
+    vendor: DemoVendor,
+    stack: harness::Stack,
+    report_stack: Option<harness::Stack>,
+    policy: std::sync::Arc<tagwarden::policy::Policy>,
+    // Kept alive for the stacks: the vendor CA and the rule copies.
+    _ca_dir: tempfile::TempDir,
+    _rules: tempfile::TempDir,
+    _report_rules: Option<tempfile::TempDir>,
+}
+
+impl Suite {
+    async fn start(chosen: &[Scenario]) -> Suite {
+        let sinks = Sinks::start().await.unwrap_or_else(|e| panic!("{e}"));
+        // The vetted vendor: the demo's mock Zendesk, plus one compromised script.
+        let vendor = DemoVendor::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), &[browser::sinks::VENDOR_IMPORT])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ca_dir = tempfile::tempdir().expect("tempdir");
+        let ca_file = ca_dir.path().join("vendor-ca.pem");
+        std::fs::write(&ca_file, &vendor.ca_pem).expect("write the vendor CA");
+        let endpoint = harness::VendorEndpoint { addr: vendor.addr, ca_file };
+        let mut docs = Documents::default();
+        docs.add_dir("/vectors/", &repo().join("tests/evasion/vectors"));
+        docs.add_dir("/corpus/", &corpus::dir());
+        // The shipped rules; TAGWARDEN_BROWSER_RULES=<dir> tries others (e.g. to see the suite catch a report-mode site).
+        let shipped = std::env::var_os("TAGWARDEN_BROWSER_RULES").map_or_else(|| repo().join("rules"), PathBuf::from);
+        // …plus one route, for the page that allows WebRTC to its vendors.
+        let rules_copy = rules_with_route(
+            &shipped,
+            &format!("{}{}", browser::runtime::WEBRTC_VENDOR_ROUTE, browser::widget::INTERCOM_ROUTE),
+        );
+        let rules = rules_copy.path().to_path_buf();
+        // The report-only stack (same documents, same rules but every route in report mode) only when needed.
+        let report_rules = chosen.iter().any(|s| s.stack == StackKind::ReportOnly).then(|| report_only_rules(&rules));
+        let report_docs = report_rules.as_ref().map(|_| {
+            let mut d = Documents::default();
+            d.0.clone_from(&docs.0);
+            d
+        });
+        let stack = harness::start(&rules, docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
+        let report_stack = match (&report_rules, report_docs) {
+            (Some(dir), Some(docs)) => {
+                let st = harness::start(dir.path(), docs, &endpoint).await.unwrap_or_else(|e| panic!("{e}"));
+                let p = st.running.shared.policy.load_full();
+                assert!(
+                    !p.routes.is_empty() && p.routes.iter().all(|r| r.mode == tagwarden::rules::schema::Mode::Report),
+                    "the report-only rules in {} have a route not in report mode",
+                    dir.path().display()
+                );
+                Some(st)
+            }
+            _ => None,
+        };
+        let policy = stack.running.shared.policy.load_full();
+        Suite {
+            sinks,
+            vendor,
+            stack,
+            report_stack,
+            policy,
+            _ca_dir: ca_dir,
+            _rules: rules_copy,
+            _report_rules: report_rules,
+        }
+    }
+
+    /// Loads one page and collects what it did (sinks, vendor, origin, CSP reports).
+    async fn load_page(&self, browser: &Browser, s: Scenario, i: usize, n: usize) -> Outcome {
+        let (sinks, vendor) = (&self.sinks, &self.vendor);
+        let st = match s.stack {
+            StackKind::Enforce => &self.stack,
+            StackKind::ReportOnly => self.report_stack.as_ref().expect("report-only stack"),
+        };
+        let front_port = st.front.port();
+        let metrics = &st.running.shared.metrics;
+        let url = format!("http://{}:{front_port}{}", s.host, s.path);
+        let (csp0, reports0) = csp_metrics(metrics);
+        let (w0, v0, o0, u0) = (sinks.web.len(), vendor.log.len(), st.origin_log.len(), sinks.udp.len());
+        let t = Instant::now();
+        let web = sinks.web.clone();
+        let activity = move || web.last_activity();
+        let load = browser.load(&url, s.javascript, WAITS, &activity, &s.evaluate).await;
+        settle(&sinks.web).await;
+        let secs = t.elapsed().as_secs_f64();
+        // Reports reach tagwarden after the load: wait (bounded) until every report the
+        // page POSTed is counted, and every violation it must report has been.
+        let posted = load.as_ref().map_or(0, |l| report_requests(l).count());
+        let waited = Instant::now();
+        let (csp, csp_reports) = loop {
+            let (c, r) = csp_metrics(metrics);
+            let (c, r) = (delta(&csp0, &c), delta(&reports0, &r));
+            let all_counted = r.values().sum::<u64>() >= posted as u64;
+            let expected = s.reports.iter().all(|(d, v, _)| c.contains_key(&((*d).to_string(), (*v).to_string())));
+            if (all_counted && expected) || waited.elapsed() >= REPORTS_CAP {
+                break (c, r);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let reports_wait = waited.elapsed().as_secs_f64();
+        let (w1, v1, o1) = (sinks.web.len(), vendor.log.len(), st.origin_log.len());
+        let summary = match &load {
+            Ok(l) => format!(
+                "{} requests, {} sink, {} vendor, {} CSP report(s){}{}",
+                l.requests.len(),
+                w1 - w0,
+                v1 - v0,
+                posted,
+                if l.load_event { "" } else { ", NO LOAD EVENT" },
+                l.nav_error.as_deref().map(|e| format!(", nav error {e}")).unwrap_or_default()
+            ),
+            Err(e) => format!("ERROR {e}"),
+        };
+        eprintln!("[{:>3}/{n}] {:<70} {summary} ({secs:.2}s)", i + 1, s.id);
+        Outcome {
+            scenario: s,
+            url,
+            load,
+            sink_range: (w0, w1),
+            vendor_range: (v0, v1),
+            udp: sinks.udp.slice(u0, sinks.udp.len()),
+            origin: st.origin_log.slice(o0, o1),
+            secs,
+            front_port,
+            csp,
+            csp_reports,
+            reports_wait,
+        }
+    }
 }
