@@ -8,6 +8,7 @@
 
 pub mod category;
 pub mod host;
+mod page;
 pub mod signatures;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use url::Url;
 
 pub use category::{Category, ConsentSet};
 pub use host::{FirstParty, HostPattern, HostPatternError};
+pub use page::WebRtc;
 
 /// `enforce` rewrites pages; `report` leaves them unchanged but records every decision.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,28 +113,6 @@ pub struct RouteCsp {
     pub webrtc: Option<WebRtc>,
 }
 
-/// What a page may do with WebRTC peer connections, whose ICE servers (STUN/TURN)
-/// are connections no CSP directive governs in today's browsers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WebRtc {
-    /// No peer connections (the run-time shim refuses to construct one; the CSP
-    /// says `webrtc 'block'` for browsers that implement it).
-    #[default]
-    Block,
-    /// ICE servers only on first-party hosts and hosts of vendors the page may load.
-    AllowedVendors,
-}
-
-impl WebRtc {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebRtc::Block => "block",
-            WebRtc::AllowedVendors => "allowed_vendors",
-        }
-    }
-}
-
 /// The compiled rules.
 #[derive(Debug)]
 pub struct Policy {
@@ -177,43 +157,6 @@ pub struct PageContext {
     /// The run-time shim's `<script>` element, inserted first in `<head>` (and first
     /// in srcdoc documents) by the rewriter; `None`: no shim on this page.
     pub shim_tag: Option<String>,
-}
-
-impl PageContext {
-    /// The WebRTC setting in force: the route's, else the site's.
-    pub fn webrtc(&self, policy: &Policy) -> WebRtc {
-        self.route.and_then(|r| policy.routes[r].csp.webrtc).unwrap_or(policy.webrtc)
-    }
-
-    /// The site's own hosts as host patterns (`clinic.example`, `*.clinic.example`):
-    /// the ones the rules name, or the page host's registrable domain and its subdomains.
-    pub fn first_party_sources(&self, policy: &Policy) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        if policy.first_party.is_empty() {
-            if let Some(reg) = host::registrable_domain(self.first_party.page_host()) {
-                out.push(reg.to_string());
-                out.push(format!("*.{reg}"));
-            }
-        } else {
-            for p in &policy.first_party {
-                let s = p.to_string();
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-        }
-        out
-    }
-
-    /// Vendors this page may load: allowed on its route and consented to.
-    pub fn allowed_vendors<'p>(&self, policy: &'p Policy) -> impl Iterator<Item = &'p Vendor> + use<'p> {
-        let allow: &'p [VendorIdx] = match self.route {
-            Some(r) => &policy.routes[r].allow,
-            None => &[],
-        };
-        let consent = self.consent;
-        allow.iter().map(|i| policy.vendor(*i)).filter(move |v| consent.grants(v.category))
-    }
 }
 
 /// How a response's scripts meet its CSP; decided before the page context is built.
