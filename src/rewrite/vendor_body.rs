@@ -65,10 +65,51 @@ impl VendorUrlMap {
     }
 }
 
+/// What a vendor URL's scheme and authority become, per kind, plain and
+/// JSON-escaped, built once per response.
+#[derive(Debug)]
+struct Prefixes {
+    http: String,
+    ws: String,
+    relative: String,
+    http_escaped: String,
+    ws_escaped: String,
+    relative_escaped: String,
+}
+
+impl Prefixes {
+    fn new(m: &VendorUrlMap) -> Prefixes {
+        let http = format!("{}{}/{}/", m.site_origin, m.prefix, m.vendor);
+        let ws = format!("{}{}/{}/", m.ws_origin, m.prefix, m.vendor);
+        let relative = format!("//{}{}/{}/", m.site_authority, m.prefix, m.vendor);
+        let esc = |s: &str| s.replace('/', "\\/");
+        Prefixes {
+            http_escaped: esc(&http),
+            ws_escaped: esc(&ws),
+            relative_escaped: esc(&relative),
+            http,
+            ws,
+            relative,
+        }
+    }
+
+    fn get(&self, kind: Kind, escaped: bool) -> &str {
+        match (kind, escaped) {
+            (Kind::Http, false) => &self.http,
+            (Kind::Ws, false) => &self.ws,
+            (Kind::Relative, false) => &self.relative,
+            (Kind::Http, true) => &self.http_escaped,
+            (Kind::Ws, true) => &self.ws_escaped,
+            (Kind::Relative, true) => &self.relative_escaped,
+        }
+    }
+}
+
 /// A streaming rewriter for one vendor response body.
 #[derive(Debug)]
 pub struct VendorBody {
     map: VendorUrlMap,
+    prefixes: Prefixes,
     /// Bytes not yet emitted, after up to [`CONTEXT`] bytes already emitted.
     buf: Vec<u8>,
     /// `buf[..pos]` has been emitted (it is context only).
@@ -78,8 +119,9 @@ pub struct VendorBody {
 }
 
 enum Scan {
-    /// A rewrite: `buf[start..end]` becomes `replacement`.
-    Rewrite { start: usize, end: usize, replacement: Vec<u8> },
+    /// A rewrite: `buf[start..end]` becomes the first-party prefix for `kind`
+    /// (escaped or not) followed by the lower-cased host.
+    Rewrite { start: usize, end: usize, kind: Kind, escaped: bool, host: (usize, usize) },
     /// Not a URL to rewrite; scanning resumes at `next`.
     Skip { next: usize },
     /// Undecidable until more bytes arrive; nothing from `start` on may be emitted.
@@ -88,7 +130,7 @@ enum Scan {
 
 impl VendorBody {
     pub fn new(map: VendorUrlMap) -> VendorBody {
-        VendorBody { map, buf: Vec::new(), pos: 0, rewritten: 0 }
+        VendorBody { prefixes: Prefixes::new(&map), map, buf: Vec::new(), pos: 0, rewritten: 0 }
     }
 
     /// Rewrites what can be decided so far.
@@ -110,9 +152,10 @@ impl VendorBody {
         let mut emit_to = hold_from;
         while let Some(j) = find_slashes(&self.buf, i) {
             match self.scan(j, eof) {
-                Scan::Rewrite { start, end, replacement } => {
+                Scan::Rewrite { start, end, kind, escaped, host } => {
                     out.extend_from_slice(&self.buf[self.pos..start]);
-                    out.extend_from_slice(&replacement);
+                    out.extend_from_slice(self.prefixes.get(kind, escaped).as_bytes());
+                    out.extend(self.buf[host.0..host.1].iter().map(u8::to_ascii_lowercase));
                     self.pos = end;
                     self.rewritten += 1;
                     i = end;
@@ -182,35 +225,37 @@ impl VendorBody {
         if k == after || !terminated {
             return Scan::Skip { next: k.max(after) };
         }
-        let host = String::from_utf8_lossy(&b[after..k]).to_ascii_lowercase();
-        let host = host.trim_end_matches('.');
-        if !self.map.owns(host) {
+        // Host characters are ASCII; a trailing dot is the same host.
+        let mut host_end = k;
+        while host_end > after && b[host_end - 1] == b'.' {
+            host_end -= 1;
+        }
+        let raw = std::str::from_utf8(&b[after..host_end]).unwrap_or_default();
+        let owned = if raw.bytes().any(|c| c.is_ascii_uppercase()) {
+            self.map.owns(&raw.to_ascii_lowercase())
+        } else {
+            self.map.owns(raw)
+        };
+        if !owned {
             return Scan::Skip { next: k };
         }
-        let m = &self.map;
-        let mut replacement = match kind {
-            Kind::Http => format!("{}{}/{}/{host}", m.site_origin, m.prefix, m.vendor),
-            Kind::Ws => format!("{}{}/{}/{host}", m.ws_origin, m.prefix, m.vendor),
-            Kind::Relative => format!("//{}{}/{}/{host}", m.site_authority, m.prefix, m.vendor),
-        };
-        if escaped {
-            replacement = replacement.replace('/', "\\/");
-        }
-        Scan::Rewrite { start, end: k, replacement: replacement.into_bytes() }
+        Scan::Rewrite { start, end: k, kind, escaped, host: (after, host_end) }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Http,
     Ws,
     Relative,
 }
 
-/// The next `//` or `\/\/` at or after `from`.
+/// The next `//` or `\/\/` at or after `from` (`memchr` finds the candidates:
+/// vendor bundles are mostly code without either).
 fn find_slashes(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i + 1 < b.len() {
+        i += memchr::memchr2(b'/', b'\\', &b[i..b.len() - 1])?;
         if b[i] == b'/' && b[i + 1] == b'/' {
             // `\/\/` is found at its backslash; a lone `//` here may be its tail.
             return Some(i);
