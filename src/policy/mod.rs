@@ -92,6 +92,8 @@ pub struct Route {
     pub(crate) matcher: GlobMatcher,
     pub allow: Vec<VendorIdx>,
     pub mode: Mode,
+    /// `phi = true`: every allowed vendor has `baa = true` (checked at load).
+    pub phi: bool,
     pub csp: RouteCsp,
 }
 

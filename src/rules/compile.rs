@@ -88,10 +88,29 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                     None
                 }
             };
+        // `phi = true` and where it is written, for the BAA guard's message.
+        let phi = r.phi.as_ref().filter(|p| *p.get_ref()).map(|p| super::line_col(&site_src.text, p.span().start).0);
         let mut allow = Vec::new();
         for (j, id) in r.allow.iter().enumerate() {
             match ids.get(id.get_ref()) {
-                Some((idx, _)) => allow.push(*idx),
+                Some((idx, file)) => {
+                    if let Some(phi_line) = phi
+                        && !vendors[*idx].baa
+                    {
+                        errors.push(site_src.error_at(
+                            id.span(),
+                            format!(
+                                "route[{i}].allow[{j}]: vendor `{}` has no BAA (`baa = true` in {}) but route[{i}] \
+                                 says `phi = true` (line {}): pages with health information may only load \
+                                 vendors that signed a Business Associate Agreement",
+                                id.get_ref(),
+                                file.path.display(),
+                                phi_line,
+                            ),
+                        ));
+                    }
+                    allow.push(*idx);
+                }
                 // A vendor whose own file has errors is reported there, not again here.
                 None if src.vendors.iter().any(|(_, v)| v.id.get_ref() == id.get_ref()) => {}
                 None => errors.push(
@@ -107,6 +126,7 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                 matcher,
                 allow,
                 mode: r.mode.unwrap_or(site.mode),
+                phi: phi.is_some(),
                 csp,
             });
         }

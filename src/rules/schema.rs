@@ -117,6 +117,11 @@ pub struct RouteSection {
     /// Overrides `[site] mode` for this route.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Pages under this path carry protected health information: every vendor in
+    /// `allow` must have signed a Business Associate Agreement (`baa = true` in its
+    /// rule), or loading fails. Default false.
+    #[serde(default)]
+    pub phi: Option<Spanned<bool>>,
     /// Additions to this route's Content-Security-Policy.
     #[serde(default)]
     pub csp: RouteCspSection,
