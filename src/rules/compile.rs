@@ -63,6 +63,19 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                 .push(site_src.error_at(c.span(), format!("consent.default[{i}]: unknown category `{}`", c.get_ref()))),
         }
     }
+    let mut gpc_opt_out = Vec::new();
+    for (i, c) in src.site.consent.gpc_opt_out.iter().enumerate() {
+        match Category::parse(c.get_ref()) {
+            Some(Category::Essential) => errors.push(site_src.error_at(
+                c.span(),
+                format!("consent.gpc_opt_out[{i}]: `essential` is always granted and cannot be opted out of"),
+            )),
+            Some(cat) => gpc_opt_out.push(cat),
+            None => errors.push(
+                site_src.error_at(c.span(), format!("consent.gpc_opt_out[{i}]: unknown category `{}`", c.get_ref())),
+            ),
+        }
+    }
     let cookie = src.site.consent.cookie.get_ref();
     if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
         errors.push(site_src.error_at(
@@ -187,6 +200,7 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
         prefix,
         consent_cookie: cookie.clone(),
         consent_default: ConsentSet::from_categories(consent),
+        gpc_opt_out,
         csp_enabled: src.site.csp.enabled,
         webrtc: src.site.csp.webrtc,
         dns_prefetch_off: src.site.csp.dns_prefetch_off,
