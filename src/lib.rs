@@ -10,7 +10,8 @@
 //! - [`serve`]: wiring for `tagwarden serve` (admin listener, demo origin, reload)
 //! - [`admin`], [`demo`]: pingora `ServeHttp` apps on the proxy's accept loop ([`respond`] builds their responses)
 //! - [`config`], [`metrics`], [`telemetry`], [`reload`]
-//! - [`cli`]: `tagwarden check | rewrite | serve`
+//! - [`diff`]: a rule change's effect on saved pages (`tagwarden diff`)
+//! - [`cli`]: `tagwarden check | rewrite | diff | serve`
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod csp;
 pub mod demo;
+pub mod diff;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
