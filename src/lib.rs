@@ -9,15 +9,18 @@
 //! - [`proxy`]: the pingora `ProxyHttp` implementation and its accept loop
 //! - [`serve`]: wiring for `tagwarden serve` (admin listener, demo origin, reload)
 //! - [`admin`], [`demo`]: pingora `ServeHttp` apps on the proxy's accept loop ([`respond`] builds their responses)
-//! - [`config`], [`metrics`], [`telemetry`], [`reload`]
-//! - [`cli`]: `tagwarden check | rewrite | serve`
+//! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`decision_log`] (PHI-free JSON lines per document)
+//! - [`diff`]: a rule change's effect on saved pages (`tagwarden diff`)
+//! - [`cli`]: `tagwarden check | rewrite | diff | serve`
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod csp;
+pub mod decision_log;
 pub mod demo;
+pub mod diff;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

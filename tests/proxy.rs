@@ -1282,3 +1282,53 @@ async fn a_report_flood_is_rate_limited() {
         .unwrap_or(0);
     assert!(limited >= 1, "a burst over the bucket is dropped: {text}");
 }
+
+// ---------------------------------------------------------------------------
+// Global Privacy Control
+// ---------------------------------------------------------------------------
+
+/// A page loading Google Analytics, on a copy of the shipped rules that allows it
+/// on every route, for a visitor whose cookie grants analytics.
+const GA_PAGE: &str = r#"<!doctype html><html><head><script async src="https://www.google-analytics.com/analytics.js"></script></head><body><p>hi</p></body></html>"#;
+const ANALYTICS_COOKIE: &str = "Cookie: tw_consent=essential,support,analytics";
+
+fn rules_allowing_analytics() -> tempfile::TempDir {
+    edited_rules(|site| {
+        site.replacen(
+            "path = \"/**\"\nallow = [\"zendesk\"]",
+            "path = \"/**\"\nallow = [\"zendesk\", \"google_analytics\"]",
+            1,
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sec_gpc_removes_an_analytics_vendor_the_cookie_grants_and_refuses_its_vendor_path() {
+    let rules = rules_allowing_analytics();
+    let origin = html_origin(None, GA_PAGE.as_bytes().to_vec()).await;
+    let env =
+        start_with_rules(rules.path().to_path_buf(), origin, default_sink().await, Duration::from_secs(10), |_| {})
+            .await;
+
+    let without = get(env.proxy, "/about", &["Accept: text/html", ANALYTICS_COOKIE]).await;
+    assert_eq!(without.status, 200);
+    assert!(
+        without.text().contains("/_tw/google_analytics/www.google-analytics.com/analytics.js"),
+        "{}",
+        without.text()
+    );
+
+    let with = get(env.proxy, "/about", &["Accept: text/html", ANALYTICS_COOKIE, "Sec-GPC: 1"]).await;
+    assert_eq!(with.status, 200);
+    assert!(!with.text().contains("google-analytics"), "GPC must remove analytics: {}", with.text());
+    assert!(with.text().contains("<p>hi</p>"));
+
+    let vendor = get(
+        env.proxy,
+        "/_tw/google_analytics/www.google-analytics.com/analytics.js",
+        &[ANALYTICS_COOKIE, "Sec-GPC: 1", "Accept: */*"],
+    )
+    .await;
+    assert_eq!(vendor.status, 204, "{}", vendor.summary());
+    assert_eq!(env.sink.count(), 0, "{:?}", env.sink.requests());
+}

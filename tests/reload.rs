@@ -34,14 +34,15 @@ fn a_valid_change_is_swapped_in_and_counted() {
     let site = std::fs::read_to_string(dir.path().join("site.toml")).unwrap();
     std::fs::write(
         dir.path().join("site.toml"),
-        site.replace("allow = [\"zendesk\"]", "allow = [\"zendesk\", \"intercom\"]"),
+        // Intercom has no BAA: only the non-PHI route may allow it.
+        site.replace("path = \"/**\"\nallow = [\"zendesk\"]", "path = \"/**\"\nallow = [\"zendesk\", \"intercom\"]"),
     )
     .unwrap();
     assert!(reload_once(dir.path(), &policy, &metrics));
     let after = policy.load();
     assert_ne!(after.version, before);
     let (intercom, _) = after.vendor_by_id("intercom").unwrap();
-    assert!(after.routes.iter().all(|r| r.allow.contains(&intercom)));
+    assert!(after.routes.iter().all(|r| r.allow.contains(&intercom) != r.phi));
     assert_eq!(counter(&metrics, "ok"), 1);
     assert!(metrics.render().contains(&format!("tagwarden_rules_info{{version=\"{}\"}} 1", after.version)));
 }
@@ -85,7 +86,8 @@ async fn a_running_proxy_picks_up_edited_rules() {
     let site = std::fs::read_to_string(dir.path().join("site.toml")).unwrap();
     std::fs::write(
         dir.path().join("site.toml"),
-        site.replace("allow = [\"zendesk\"]", "allow = [\"zendesk\", \"intercom\"]"),
+        // Intercom has no BAA: only the non-PHI route may allow it.
+        site.replace("path = \"/**\"\nallow = [\"zendesk\"]", "path = \"/**\"\nallow = [\"zendesk\", \"intercom\"]"),
     )
     .unwrap();
     // Bounded wait for the watcher (it polls every 2 s): a hang guard, not a timing assertion.

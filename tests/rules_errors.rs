@@ -349,6 +349,22 @@ fn unknown_consent_category_is_an_error_at_the_entry() {
 }
 
 #[test]
+fn unknown_or_essential_gpc_opt_out_category_is_an_error_at_the_entry() {
+    let rules = RulesDir::valid();
+    rules.edit("site.toml", "[consent]\n", "[consent]\ngpc_opt_out = [\"analytics\", \"adverts\", \"essential\"]\n");
+    let errors = rules.errors();
+    assert_eq!(errors.len(), 2, "{}", RuleErrors(errors.clone()));
+    assert_error(&errors[0], &rules, "site.toml", "\"adverts\"", &["consent.gpc_opt_out[1]", "unknown category"]);
+    assert_error(
+        &errors[1],
+        &rules,
+        "site.toml",
+        "\"essential\"]\n",
+        &["consent.gpc_opt_out[2]", "cannot be opted out"],
+    );
+}
+
+#[test]
 fn bad_host_pattern_is_an_error_at_the_entry() {
     let rules = RulesDir::valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = [\"px.beacon.example/pixel\"]");

@@ -32,6 +32,8 @@ const CANARY_VENDOR: &str = r#"
 id = "canary"
 name = "A vendor rule naming a host that resolves to loopback (SSRF suite)"
 category = "support"
+# Allowed on every route, the PHI routes included (the BAA guard).
+baa = true
 hosts = ["localhost"]
 "#;
 

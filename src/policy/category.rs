@@ -87,6 +87,16 @@ impl ConsentSet {
         )
     }
 
+    /// This set without `cats`; `essential` stays granted.
+    pub fn without(self, cats: impl IntoIterator<Item = Category>) -> Self {
+        let mut set = self;
+        for c in cats {
+            set.0 &= !c.bit();
+        }
+        set.0 |= Category::Essential.bit();
+        set
+    }
+
     pub fn grants(self, c: Category) -> bool {
         self.0 & c.bit() != 0
     }
@@ -120,5 +130,12 @@ mod tests {
         assert!(c.grants(Category::Analytics));
         assert!(!c.grants(Category::Advertising));
         assert_eq!(c.to_string(), "essential,support,analytics");
+    }
+
+    #[test]
+    fn without_removes_categories_but_never_essential() {
+        let c = ConsentSet::parse_list("support,analytics,advertising");
+        let c = c.without([Category::Analytics, Category::Essential]);
+        assert_eq!(c.to_string(), "essential,support,advertising");
     }
 }

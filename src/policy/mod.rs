@@ -7,6 +7,7 @@
 //! read-only (`Arc`) between requests and swapped whole on reload.
 
 pub mod category;
+pub mod consent;
 pub mod host;
 mod page;
 pub mod signatures;
@@ -19,6 +20,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use category::{Category, ConsentSet};
+pub use consent::global_privacy_control;
 pub use host::{FirstParty, HostPattern, HostPatternError};
 pub use page::WebRtc;
 
@@ -94,6 +96,8 @@ pub struct Route {
     pub(crate) matcher: GlobMatcher,
     pub allow: Vec<VendorIdx>,
     pub mode: Mode,
+    /// `phi = true`: every allowed vendor has `baa = true` (checked at load).
+    pub phi: bool,
     pub csp: RouteCsp,
 }
 
@@ -124,6 +128,9 @@ pub struct Policy {
     pub prefix: String,
     pub consent_cookie: String,
     pub consent_default: ConsentSet,
+    /// Categories a `Sec-GPC: 1` request opts out of (`[consent] gpc_opt_out`);
+    /// empty: Global Privacy Control is ignored.
+    pub gpc_opt_out: Vec<Category>,
     /// Send a Content-Security-Policy with HTML responses.
     pub csp_enabled: bool,
     /// The site's WebRTC setting (routes may override it).
@@ -415,22 +422,6 @@ impl Policy {
             strip_inline_handlers,
             shim_tag: None,
         }
-    }
-
-    /// The consent a request carries: the consent cookie's categories, or the default.
-    pub fn consent_from_cookie_header<'a>(&self, cookie_headers: impl Iterator<Item = &'a str>) -> ConsentSet {
-        for header in cookie_headers {
-            for pair in header.split(';') {
-                if let Some((name, value)) = pair.trim().split_once('=')
-                    && name.trim() == self.consent_cookie
-                {
-                    let value =
-                        percent_encoding::percent_decode_str(value.trim().trim_matches('"')).decode_utf8_lossy();
-                    return ConsentSet::parse_list(&value);
-                }
-            }
-        }
-        self.consent_default
     }
 
     fn vendor_allowed(&self, page: &PageContext, idx: VendorIdx) -> Result<(), Reason> {

@@ -114,8 +114,10 @@ impl Warden {
         let ct = resp.headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
         let metrics = &self.shared.metrics;
         let policy = ctx.policy.clone();
-        let consent = policy.consent_from_cookie_header(
-            session.req_header().headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()),
+        let headers = &session.req_header().headers;
+        let consent = policy.consent_for(
+            headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()),
+            headers.get("sec-gpc").is_some_and(|v| crate::policy::global_privacy_control(v.as_bytes())),
         );
         let Some(page_url) = ctx.page_url.clone() else {
             return Err(status_error(400));

@@ -102,8 +102,10 @@ impl Warden {
             metrics.first_party(&v.id, FirstPartyOutcome::Blocked);
             return self.answer_empty(session).await.map(|()| true);
         }
-        let consent = policy.consent_from_cookie_header(
-            session.req_header().headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()),
+        let headers = &session.req_header().headers;
+        let consent = policy.consent_for(
+            headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()),
+            headers.get("sec-gpc").is_some_and(|v| crate::policy::global_privacy_control(v.as_bytes())),
         );
         if !consent.grants(v.category) {
             // Nothing leaves: the browser gets an empty answer.

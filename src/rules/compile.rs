@@ -63,6 +63,19 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                 .push(site_src.error_at(c.span(), format!("consent.default[{i}]: unknown category `{}`", c.get_ref()))),
         }
     }
+    let mut gpc_opt_out = Vec::new();
+    for (i, c) in src.site.consent.gpc_opt_out.iter().enumerate() {
+        match Category::parse(c.get_ref()) {
+            Some(Category::Essential) => errors.push(site_src.error_at(
+                c.span(),
+                format!("consent.gpc_opt_out[{i}]: `essential` is always granted and cannot be opted out of"),
+            )),
+            Some(cat) => gpc_opt_out.push(cat),
+            None => errors.push(
+                site_src.error_at(c.span(), format!("consent.gpc_opt_out[{i}]: unknown category `{}`", c.get_ref())),
+            ),
+        }
+    }
     let cookie = src.site.consent.cookie.get_ref();
     if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
         errors.push(site_src.error_at(
@@ -88,10 +101,29 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                     None
                 }
             };
+        // `phi = true` and where it is written, for the BAA guard's message.
+        let phi = r.phi.as_ref().filter(|p| *p.get_ref()).map(|p| super::line_col(&site_src.text, p.span().start).0);
         let mut allow = Vec::new();
         for (j, id) in r.allow.iter().enumerate() {
             match ids.get(id.get_ref()) {
-                Some((idx, _)) => allow.push(*idx),
+                Some((idx, file)) => {
+                    if let Some(phi_line) = phi
+                        && !vendors[*idx].baa
+                    {
+                        errors.push(site_src.error_at(
+                            id.span(),
+                            format!(
+                                "route[{i}].allow[{j}]: vendor `{}` has no BAA (`baa = true` in {}) but route[{i}] \
+                                 says `phi = true` (line {}): pages with health information may only load \
+                                 vendors that signed a Business Associate Agreement",
+                                id.get_ref(),
+                                file.path.display(),
+                                phi_line,
+                            ),
+                        ));
+                    }
+                    allow.push(*idx);
+                }
                 // A vendor whose own file has errors is reported there, not again here.
                 None if src.vendors.iter().any(|(_, v)| v.id.get_ref() == id.get_ref()) => {}
                 None => errors.push(
@@ -107,6 +139,7 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
                 matcher,
                 allow,
                 mode: r.mode.unwrap_or(site.mode),
+                phi: phi.is_some(),
                 csp,
             });
         }
@@ -167,6 +200,7 @@ pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
         prefix,
         consent_cookie: cookie.clone(),
         consent_default: ConsentSet::from_categories(consent),
+        gpc_opt_out,
         csp_enabled: src.site.csp.enabled,
         webrtc: src.site.csp.webrtc,
         dns_prefetch_off: src.site.csp.dns_prefetch_off,

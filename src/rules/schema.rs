@@ -89,12 +89,21 @@ pub struct ConsentSection {
     /// Categories granted when the cookie is absent. Default `["essential"]`.
     #[serde(default = "default_granted")]
     pub default: Vec<Spanned<String>>,
+    /// Categories a request with `Sec-GPC: 1` (Global Privacy Control) opts out
+    /// of, whatever the cookie grants. Default `["advertising", "marketing",
+    /// "analytics", "session_replay"]`; `[]` ignores GPC. `essential` cannot be listed.
+    #[serde(default = "default_gpc_opt_out")]
+    pub gpc_opt_out: Vec<Spanned<String>>,
 }
 
 impl Default for ConsentSection {
     fn default() -> Self {
-        Self { cookie: default_cookie(), default: default_granted() }
+        Self { cookie: default_cookie(), default: default_granted(), gpc_opt_out: default_gpc_opt_out() }
     }
+}
+
+fn default_gpc_opt_out() -> Vec<Spanned<String>> {
+    crate::policy::consent::GPC_OPT_OUT_DEFAULT.iter().map(|c| Spanned::new(0..0, c.as_str().to_string())).collect()
 }
 
 fn default_cookie() -> Spanned<String> {
@@ -117,6 +126,11 @@ pub struct RouteSection {
     /// Overrides `[site] mode` for this route.
     #[serde(default)]
     pub mode: Option<Mode>,
+    /// Pages under this path carry protected health information: every vendor in
+    /// `allow` must have signed a Business Associate Agreement (`baa = true` in its
+    /// rule), or loading fails. Default false.
+    #[serde(default)]
+    pub phi: Option<Spanned<bool>>,
     /// Additions to this route's Content-Security-Policy.
     #[serde(default)]
     pub csp: RouteCspSection,
