@@ -1322,6 +1322,10 @@ async fn sec_gpc_removes_an_analytics_vendor_the_cookie_grants_and_refuses_its_v
     assert_eq!(with.status, 200);
     assert!(!with.text().contains("google-analytics"), "GPC must remove analytics: {}", with.text());
     assert!(with.text().contains("<p>hi</p>"));
+    // Caches must keep one visitor's consent-dependent page from another.
+    let vary: Vec<&str> =
+        with.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("vary")).map(|(_, v)| v.as_str()).collect();
+    assert!(vary.iter().any(|v| v.contains("Sec-GPC") && v.contains("Cookie")), "{vary:?}");
 
     let vendor = get(
         env.proxy,

@@ -193,6 +193,8 @@ impl Warden {
                 }
             }
             resp.append_header("vary", "Accept-Encoding")?;
+            // The page depends on the visitor's consent: the cookie and Global Privacy Control.
+            resp.append_header("vary", "Cookie, Sec-GPC")?;
             if session.req_header().method != http::Method::HEAD {
                 resp.insert_header("transfer-encoding", "chunked")?;
             }
