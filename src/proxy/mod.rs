@@ -337,7 +337,12 @@ impl ProxyHttp for Warden {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
-                pingora::ErrorSource::Downstream => 0,
+                // A request body that breaks its framing (a bad chunk size) is the client's
+                // error: 400, as for a bad head. A dead connection gets nothing.
+                pingora::ErrorSource::Downstream => match e.etype() {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
                 _ => 500,
             },
         };
