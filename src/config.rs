@@ -224,6 +224,14 @@ pub struct Limits {
     /// On SIGTERM/SIGINT: stop accepting, then wait this long for in-flight requests. Default 20 s.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Open client connections on the proxy listener. Default 10,000 (below a 64 Ki descriptor
+    /// limit with room for the origin and vendor side). Over: a 503 and the connection closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open client connections from one IP address. Default 256 (a NAT or a hospital's proxy
+    /// shares one address; one client should not hold the rest). Over: a 503 and closed.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 fn default_header_bytes() -> usize {
@@ -241,6 +249,12 @@ fn default_idle() -> u64 {
 fn default_grace() -> u64 {
     20
 }
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_ip() -> usize {
+    256
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -251,6 +265,8 @@ impl Default for Limits {
             idle_timeout_seconds: default_idle(),
             request_read_timeout_seconds: sixty(),
             shutdown_grace_seconds: default_grace(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
     }
 }
