@@ -232,6 +232,18 @@ pub struct Limits {
     /// shares one address; one client should not hold the rest). Over: a 503 and closed.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Requests per second one client IP may make on the first-party vendor path (`/_tw/…`),
+    /// refilling a token bucket of `vendor_burst`. Default 50; 0 turns the limit off. Over: 429.
+    #[serde(default = "default_vendor_rate")]
+    pub vendor_requests_per_second: f64,
+    /// The bucket's size: requests a client may make at once. Default 200 (a page's widgets
+    /// load their scripts and assets together; a hospital NAT shares one address).
+    #[serde(default = "default_vendor_burst")]
+    pub vendor_burst: u32,
+    /// Client addresses whose buckets are kept; beyond, the one heard from longest ago is
+    /// forgotten. Default 10,000 (a few hundred KiB).
+    #[serde(default = "default_max_connections")]
+    pub vendor_rate_max_clients: usize,
 }
 
 fn default_header_bytes() -> usize {
@@ -255,6 +267,12 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_ip() -> usize {
     256
 }
+fn default_vendor_rate() -> f64 {
+    50.0
+}
+fn default_vendor_burst() -> u32 {
+    200
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -267,6 +285,9 @@ impl Default for Limits {
             shutdown_grace_seconds: default_grace(),
             max_connections: default_max_connections(),
             max_connections_per_ip: default_max_connections_per_ip(),
+            vendor_requests_per_second: default_vendor_rate(),
+            vendor_burst: default_vendor_burst(),
+            vendor_rate_max_clients: default_max_connections(),
         }
     }
 }
@@ -353,6 +374,16 @@ impl Config {
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
                 return Err(invalid("upstream.url", format!("`{}` must be http(s)://host[:port]", up.url)));
             }
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 {
+            return Err(invalid("limits.max_connections", "connection caps must be at least 1".to_string()));
+        }
+        if !l.vendor_requests_per_second.is_finite() || l.vendor_requests_per_second < 0.0 {
+            return Err(invalid(
+                "limits.vendor_requests_per_second",
+                "must be a number ≥ 0 (0 turns it off)".to_string(),
+            ));
         }
         if self.vendors.dns_cache_seconds > MAX_DNS_CACHE_SECONDS {
             return Err(invalid(

@@ -83,6 +83,8 @@ label_enum! {
         TooManyConnections => "too_many_connections",
         /// `[limits] max_connections_per_ip` reached for the client's address.
         TooManyConnectionsPerIp => "too_many_connections_per_ip",
+        /// `[limits] vendor_requests_per_second` exceeded by one client IP on the vendor path: 429.
+        VendorRateLimited => "vendor_rate_limited",
     }
 }
 
@@ -235,7 +237,7 @@ impl Metrics {
         let requests_rejected = counter(
             &registry,
             "requests_rejected_total",
-            "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html|too_many_connections|too_many_connections_per_ip).",
+            "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html|too_many_connections|too_many_connections_per_ip|vendor_rate_limited).",
             &["reason"],
         );
         let inflight_requests = gauge(&registry, "inflight_requests", "Requests being served on the proxy listener.");

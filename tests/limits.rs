@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Configurable limits (`[limits]`), on loopback: the cap on open client
-//! connections, in all and per client IP address. A connection over a cap is
-//! answered `503` and closed before any request is read, never reaches the
-//! origin, and is counted in `tagwarden_requests_rejected_total{reason}`.
+//! connections, in all and per client IP address (over a cap: `503` and closed
+//! before any request is read, never reaching the origin), and the per-client
+//! rate limit on the first-party vendor path (over it: `429`, never reaching
+//! the vendor). Each is counted in `tagwarden_requests_rejected_total{reason}`.
 //!
 //! Every wait here is a bounded hang guard; no test asserts how long anything took.
 
@@ -22,6 +23,7 @@ use tagwarden::serve::{Running, start_with};
 mod support;
 
 use support::http::*;
+use support::vendor_env;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -123,10 +125,40 @@ async fn a_second_connection_from_one_ip_over_the_per_ip_cap_gets_503_and_other_
     assert_eq!(rejected(running.admin_addr, "too_many_connections").await, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_path_requests_over_a_clients_burst_get_429_and_never_reach_the_vendor() {
+    let env = vendor_env::start(vendor_env::rules(|_, t| t, &[]), vendor_env::ok_sink().await, |c| {
+        // One token back per 1000 s: nothing refills during the test, however slow the machine.
+        c.limits.vendor_requests_per_second = 0.001;
+        c.limits.vendor_burst = 3;
+    })
+    .await;
+    let path = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js";
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..5 {
+            v.push(get(env.proxy, path, &[]).await.status);
+        }
+        v
+    };
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(env.sink.count(), 3, "the vendor saw refused requests");
+    assert_eq!(rejected(env.admin, "vendor_rate_limited").await, 2);
+    // The site's own pages are not limited.
+    assert_eq!(get(env.proxy, "/about", &[]).await.status, 200);
+}
+
 #[test]
 fn the_shipped_config_documents_every_limit() {
     let shipped = std::fs::read_to_string(repo().join("deploy/tagwarden.toml")).unwrap();
-    for key in ["max_connections", "max_connections_per_ip"] {
+    for key in [
+        "max_connections",
+        "max_connections_per_ip",
+        "vendor_requests_per_second",
+        "vendor_burst",
+        "vendor_rate_max_clients",
+    ] {
         assert!(
             shipped.lines().any(|l| l.starts_with(&format!("{key} ="))),
             "{key} missing from deploy/tagwarden.toml"
