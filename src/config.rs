@@ -218,6 +218,10 @@ pub struct Limits {
     /// Idle keep-alive connection timeout. Default 300 s (Envoy edge `stream_idle_timeout: 300s`).
     #[serde(default = "default_idle")]
     pub idle_timeout_seconds: u64,
+    /// Time a connection has to send its whole first request head (slowloris). Default 20 s
+    /// (HAProxy's usual `timeout http-request` is 10 s; nginx's header timeout 60 s). Over: closed.
+    #[serde(default = "default_head_timeout")]
+    pub request_head_timeout_seconds: u64,
     /// Time to read a request body chunk from a client. Default 60 s.
     #[serde(default = "sixty")]
     pub request_read_timeout_seconds: u64,
@@ -267,6 +271,9 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_ip() -> usize {
     256
 }
+fn default_head_timeout() -> u64 {
+    20
+}
 fn default_vendor_rate() -> f64 {
     50.0
 }
@@ -281,6 +288,7 @@ impl Default for Limits {
             max_request_headers: default_header_count(),
             max_request_body_bytes: default_body(),
             idle_timeout_seconds: default_idle(),
+            request_head_timeout_seconds: default_head_timeout(),
             request_read_timeout_seconds: sixty(),
             shutdown_grace_seconds: default_grace(),
             max_connections: default_max_connections(),
@@ -376,6 +384,9 @@ impl Config {
             }
         }
         let l = &self.limits;
+        if l.request_head_timeout_seconds == 0 {
+            return Err(invalid("limits.request_head_timeout_seconds", "must be at least 1".to_string()));
+        }
         if l.max_connections == 0 || l.max_connections_per_ip == 0 {
             return Err(invalid("limits.max_connections", "connection caps must be at least 1".to_string()));
         }

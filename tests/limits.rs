@@ -3,7 +3,8 @@
 //! connections, in all and per client IP address (over a cap: `503` and closed
 //! before any request is read, never reaching the origin), and the per-client
 //! rate limit on the first-party vendor path (over it: `429`, never reaching
-//! the vendor). Each is counted in `tagwarden_requests_rejected_total{reason}`.
+//! the vendor), and the request-head deadline (slowloris: a head still
+//! arriving when it passes is cut). Each is counted in `tagwarden_requests_rejected_total{reason}`.
 //!
 //! Every wait here is a bounded hang guard; no test asserts how long anything took.
 
@@ -147,6 +148,36 @@ async fn vendor_path_requests_over_a_clients_burst_get_429_and_never_reach_the_v
     assert_eq!(rejected(env.admin, "vendor_rate_limited").await, 2);
     // The site's own pages are not limited.
     assert_eq!(get(env.proxy, "/about", &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_still_trickling_in_at_the_deadline_is_cut_and_counted() {
+    let origin = ok_origin().await;
+    let running = start(&origin, |c| c.limits.request_head_timeout_seconds = 1).await;
+    let mut s = TcpStream::connect(running.proxy_addr).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: clinic.example\r\nX-Slow: 1").await.unwrap();
+    let mut out = Vec::new();
+    // Hang guard: without the deadline pingora waits 60 s per read, forever in all.
+    tokio::time::timeout(GUARD, read_to_close(&mut s, &mut out)).await.expect("the stalled head was never cut");
+    assert_eq!(origin.count(), 0, "the origin saw a request");
+    assert_eq!(rejected(running.admin_addr, "request_head_timeout").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_deadline_does_not_bound_a_body_that_follows_a_complete_head() {
+    let origin = ok_origin().await;
+    let running = start(&origin, |c| c.limits.request_head_timeout_seconds = 1).await;
+    let mut s = TcpStream::connect(running.proxy_addr).await.unwrap();
+    s.write_all(b"POST /form HTTP/1.1\r\nHost: clinic.example\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Past the head deadline (the body's own read timeout is 60 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = s.write_all(b"hello").await;
+    let mut out = Vec::new();
+    tokio::time::timeout(GUARD, read_to_close(&mut s, &mut out)).await.expect("hang guard");
+    assert_eq!(parse_response(&out, false).status, 200, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(rejected(running.admin_addr, "request_head_timeout").await, 0);
 }
 
 #[test]

@@ -17,6 +17,7 @@
 pub mod codec;
 mod edge;
 pub mod egress;
+mod head_deadline;
 mod html;
 mod links;
 mod rate;

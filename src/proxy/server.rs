@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Warden;
+use super::head_deadline::HeadDeadline;
 use crate::metrics::{Metrics, Rejection};
 
 /// Serves `warden` on `listener` until `shutdown` turns true, then stops
@@ -26,8 +27,9 @@ use crate::metrics::{Metrics, Rejection};
 /// request, and waits up to `grace` for in-flight requests.
 pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
     let limits = &warden.shared.config.limits;
-    let caps =
-        ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, warden.shared.metrics.clone());
+    let head_timeout = Duration::from_secs(limits.request_head_timeout_seconds);
+    let metrics = warden.shared.metrics.clone();
+    let caps = ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics);
     let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
     serve_app_capped(listener, app, shutdown, grace, Some(caps)).await;
 }
@@ -42,6 +44,8 @@ pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receive
 pub struct ConnectionCaps {
     total: usize,
     per_ip: usize,
+    /// `[limits] request_head_timeout_seconds`.
+    head_timeout: Duration,
     metrics: Metrics,
     open: Arc<Mutex<OpenConnections>>,
 }
@@ -65,8 +69,8 @@ const OVER_CAPACITY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
 
 impl ConnectionCaps {
-    pub fn new(total: usize, per_ip: usize, metrics: Metrics) -> ConnectionCaps {
-        ConnectionCaps { total, per_ip, metrics, open: Arc::default() }
+    pub fn new(total: usize, per_ip: usize, head_timeout: Duration, metrics: Metrics) -> ConnectionCaps {
+        ConnectionCaps { total, per_ip, head_timeout, metrics, open: Arc::default() }
     }
 
     /// A slot for a new connection from `ip`, or the reason it is refused (counted).
@@ -142,8 +146,12 @@ async fn serve_app_capped<A>(
                 let mut stream = Stream::from(tcp);
                 stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
                 let (app, rx) = (app.clone(), engine_rx.clone());
+                let io: pingora::protocols::Stream = match &caps {
+                    Some(c) => Box::new(HeadDeadline::new(stream, c.head_timeout, c.metrics.clone())),
+                    None => Box::new(stream),
+                };
                 conns.spawn(async move {
-                    app.process_new(Box::new(stream), &rx).await;
+                    app.process_new(io, &rx).await;
                     drop(slot);
                 });
             }
