@@ -218,12 +218,36 @@ pub struct Limits {
     /// Idle keep-alive connection timeout. Default 300 s (Envoy edge `stream_idle_timeout: 300s`).
     #[serde(default = "default_idle")]
     pub idle_timeout_seconds: u64,
+    /// Time a connection has to send its whole first request head (slowloris). Default 20 s
+    /// (HAProxy's usual `timeout http-request` is 10 s; nginx's header timeout 60 s). Over: closed.
+    #[serde(default = "default_head_timeout")]
+    pub request_head_timeout_seconds: u64,
     /// Time to read a request body chunk from a client. Default 60 s.
     #[serde(default = "sixty")]
     pub request_read_timeout_seconds: u64,
     /// On SIGTERM/SIGINT: stop accepting, then wait this long for in-flight requests. Default 20 s.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Open client connections on the proxy listener. Default 10,000 (below a 64 Ki descriptor
+    /// limit with room for the origin and vendor side). Over: a 503 and the connection closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open client connections from one IP address. Default 256 (a NAT or a hospital's proxy
+    /// shares one address; one client should not hold the rest). Over: a 503 and closed.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    /// Requests per second one client IP may make on the first-party vendor path (`/_tw/…`),
+    /// refilling a token bucket of `vendor_burst`. Default 50; 0 turns the limit off. Over: 429.
+    #[serde(default = "default_vendor_rate")]
+    pub vendor_requests_per_second: f64,
+    /// The bucket's size: requests a client may make at once. Default 200 (a page's widgets
+    /// load their scripts and assets together; a hospital NAT shares one address).
+    #[serde(default = "default_vendor_burst")]
+    pub vendor_burst: u32,
+    /// Client addresses whose buckets are kept; beyond, the one heard from longest ago is
+    /// forgotten. Default 10,000 (a few hundred KiB).
+    #[serde(default = "default_max_connections")]
+    pub vendor_rate_max_clients: usize,
 }
 
 fn default_header_bytes() -> usize {
@@ -241,6 +265,21 @@ fn default_idle() -> u64 {
 fn default_grace() -> u64 {
     20
 }
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_ip() -> usize {
+    256
+}
+fn default_head_timeout() -> u64 {
+    20
+}
+fn default_vendor_rate() -> f64 {
+    50.0
+}
+fn default_vendor_burst() -> u32 {
+    200
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -249,8 +288,14 @@ impl Default for Limits {
             max_request_headers: default_header_count(),
             max_request_body_bytes: default_body(),
             idle_timeout_seconds: default_idle(),
+            request_head_timeout_seconds: default_head_timeout(),
             request_read_timeout_seconds: sixty(),
             shutdown_grace_seconds: default_grace(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            vendor_requests_per_second: default_vendor_rate(),
+            vendor_burst: default_vendor_burst(),
+            vendor_rate_max_clients: default_max_connections(),
         }
     }
 }
@@ -337,6 +382,19 @@ impl Config {
             if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
                 return Err(invalid("upstream.url", format!("`{}` must be http(s)://host[:port]", up.url)));
             }
+        }
+        let l = &self.limits;
+        if l.request_head_timeout_seconds == 0 {
+            return Err(invalid("limits.request_head_timeout_seconds", "must be at least 1".to_string()));
+        }
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 {
+            return Err(invalid("limits.max_connections", "connection caps must be at least 1".to_string()));
+        }
+        if !l.vendor_requests_per_second.is_finite() || l.vendor_requests_per_second < 0.0 {
+            return Err(invalid(
+                "limits.vendor_requests_per_second",
+                "must be a number ≥ 0 (0 turns it off)".to_string(),
+            ));
         }
         if self.vendors.dns_cache_seconds > MAX_DNS_CACHE_SECONDS {
             return Err(invalid(

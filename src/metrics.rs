@@ -79,6 +79,14 @@ label_enum! {
         Smuggling => "smuggling",
         BodyTooLarge => "body_too_large",
         RangeOnHtml => "range_on_html",
+        /// `[limits] max_connections` reached: the connection is closed with a 503.
+        TooManyConnections => "too_many_connections",
+        /// `[limits] max_connections_per_ip` reached for the client's address.
+        TooManyConnectionsPerIp => "too_many_connections_per_ip",
+        /// `[limits] vendor_requests_per_second` exceeded by one client IP on the vendor path: 429.
+        VendorRateLimited => "vendor_rate_limited",
+        /// `[limits] request_head_timeout_seconds` passed before a started request head ended.
+        RequestHeadTimeout => "request_head_timeout",
     }
 }
 
@@ -231,7 +239,7 @@ impl Metrics {
         let requests_rejected = counter(
             &registry,
             "requests_rejected_total",
-            "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html).",
+            "Requests refused before proxying, by reason (header_limits|smuggling|body_too_large|range_on_html|too_many_connections|too_many_connections_per_ip|vendor_rate_limited|request_head_timeout).",
             &["reason"],
         );
         let inflight_requests = gauge(&registry, "inflight_requests", "Requests being served on the proxy listener.");

@@ -30,3 +30,5 @@ test -d ../shared/corpus/pages || { echo "../shared/corpus/pages is missing: che
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked "$@"
+# libFuzzer, time-boxed, where cargo-fuzz and nightly are installed (else it says it skipped).
+tests/fuzz/ci.sh

@@ -20,6 +20,34 @@ fn raw_head_has_content_length(head: &[u8]) -> bool {
     })
 }
 
+/// Whether a raw HTTP/1 request line is `method SP request-target SP version`
+/// exactly (RFC 9112 §3): one space between the parts, a token method, and a
+/// target in origin-form (`/…`), absolute-form (`http(s)://…`) or asterisk-form
+/// (`OPTIONS *`) made only of visible ASCII. The HTTP/1 parser is lenient here —
+/// it takes `GET  /a`, `GET a` and a space or NUL inside the target and forwards
+/// them re-encoded (`%20/a`, `a`, `/a%00`) — so what it parsed is not what was sent.
+fn raw_request_line_is_strict(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let Some(line) = line.strip_suffix(b"\r") else { return false };
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(_version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if method.is_empty() || !method.iter().all(tchar) || target.is_empty() {
+        return false;
+    }
+    if !target.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return false;
+    }
+    let lower = target.to_ascii_lowercase();
+    target.starts_with(b"/")
+        || lower.starts_with(b"http://")
+        || lower.starts_with(b"https://")
+        || (target == b"*" && method == b"OPTIONS")
+}
+
 impl Warden {
     /// Edge limits and request-smuggling shapes, before anything else runs.
     pub(super) fn check_request_head(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
@@ -30,6 +58,11 @@ impl Warden {
         }
         session.set_read_timeout(Some(Duration::from_secs(limits.request_read_timeout_seconds)));
         ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let raw_head = session.as_downstream().as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if raw_head.as_ref().is_some_and(|h| !raw_request_line_is_strict(h)) {
+            self.shared.metrics.rejected(Rejection::Smuggling);
+            return Err(status_error(400));
+        }
         let req = session.req_header();
         let count = req.headers.len();
         let bytes: usize = req.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
@@ -43,10 +76,7 @@ impl Warden {
         let te: Vec<&str> = req.headers.get_all("transfer-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
         if !te.is_empty() {
             let chunked_only = te.len() == 1 && te[0].trim().eq_ignore_ascii_case("chunked");
-            let both = session
-                .as_downstream()
-                .as_http1()
-                .is_none_or(|h1| raw_head_has_content_length(&h1.get_headers_raw_bytes()));
+            let both = raw_head.as_ref().is_none_or(|h| raw_head_has_content_length(h));
             if !chunked_only || both {
                 self.shared.metrics.rejected(Rejection::Smuggling);
                 return Err(status_error(400));
@@ -123,5 +153,36 @@ impl Warden {
         let proto = if proto.eq_ignore_ascii_case("https") { "https" } else { "http" };
         let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
         url::Url::parse(&format!("{proto}://{host}{pq}")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_request_line_is_strict;
+
+    #[test]
+    fn request_lines_in_the_three_forms_are_strict() {
+        for line in ["GET /a?b=c HTTP/1.1", "GET http://clinic.example/a HTTP/1.1", "OPTIONS * HTTP/1.1"] {
+            assert!(raw_request_line_is_strict(format!("{line}\r\nHost: a\r\n\r\n").as_bytes()), "{line}");
+        }
+    }
+
+    #[test]
+    fn request_lines_the_parser_would_re_encode_are_not_strict() {
+        for line in [
+            &b"GET  /a HTTP/1.1"[..],
+            b"GET a HTTP/1.1",
+            b"GET /a b HTTP/1.1",
+            b"GET /a\x00b HTTP/1.1",
+            b"GET * HTTP/1.1",
+            b"GET\t/a HTTP/1.1",
+            b"G(T /a HTTP/1.1",
+            b"GET /\xffa HTTP/1.1",
+        ] {
+            let mut head = line.to_vec();
+            head.extend_from_slice(b"\r\nHost: a\r\n\r\n");
+            assert!(!raw_request_line_is_strict(&head), "{}", String::from_utf8_lossy(line));
+        }
+        assert!(!raw_request_line_is_strict(b"GET /a HTTP/1.1\nHost: a\n\n"), "bare LF");
     }
 }

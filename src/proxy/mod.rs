@@ -17,8 +17,10 @@
 pub mod codec;
 mod edge;
 pub mod egress;
+mod head_deadline;
 mod html;
 mod links;
+mod rate;
 mod report;
 mod scrub;
 pub mod server;
@@ -40,6 +42,7 @@ use pingora::{Error, ErrorType};
 
 pub use egress::{CaFileError, VendorEgress, load_ca_file};
 pub use html::{HtmlPipeline, charset_of, is_html};
+pub use rate::ClientRateLimiter;
 pub use report::{MAX_REPORT_BYTES, ReportLimiter};
 
 use crate::config::Config;
@@ -113,11 +116,16 @@ pub struct Warden {
     pub shared: Arc<Shared>,
     /// Rate limit for CSP violation reports (process-wide token bucket).
     pub reports: Arc<ReportLimiter>,
+    /// Rate limit for the first-party vendor path, per client IP (`[limits] vendor_*`).
+    pub vendor_rate: Arc<ClientRateLimiter>,
 }
 
 impl Warden {
     pub fn new(shared: Arc<Shared>) -> Warden {
-        Warden { shared, reports: Arc::new(ReportLimiter::default()) }
+        let l = &shared.config.limits;
+        let vendor_rate =
+            ClientRateLimiter::new(l.vendor_requests_per_second, l.vendor_burst, l.vendor_rate_max_clients);
+        Warden { shared, reports: Arc::new(ReportLimiter::default()), vendor_rate: Arc::new(vendor_rate) }
     }
 }
 
@@ -217,6 +225,12 @@ impl ProxyHttp for Warden {
         ctx.page_url = self.page_url(session, ctx.client_ip);
         if path == policy.prefix || path.starts_with(&format!("{}/", policy.prefix)) {
             ctx.route_label = format!("{}/*", policy.prefix);
+            if let Some(ip) = ctx.client_ip
+                && !self.vendor_rate.allow(ip)
+            {
+                self.shared.metrics.rejected(crate::metrics::Rejection::VendorRateLimited);
+                return Err(status_error(429));
+            }
             return self.vendor_request(session, ctx, &policy, &path).await;
         }
         ctx.route_label =
@@ -337,7 +351,12 @@ impl ProxyHttp for Warden {
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
-                pingora::ErrorSource::Downstream => 0,
+                // A request body that breaks its framing (a bad chunk size) is the client's
+                // error: 400, as for a bad head. A dead connection gets nothing.
+                pingora::ErrorSource::Downstream => match e.etype() {
+                    ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
                 _ => 500,
             },
         };

@@ -3,9 +3,11 @@
 //! pingora app (the proxy's HTTP/1 engine, or a `ServeHttp` app), and a bounded
 //! graceful drain on shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pingora::apps::ServerApp;
@@ -17,34 +19,140 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Warden;
+use super::head_deadline::HeadDeadline;
+use crate::metrics::{Metrics, Rejection};
 
 /// Serves `warden` on `listener` until `shutdown` turns true, then stops
 /// accepting, tells keep-alive connections to close after their current
 /// request, and waits up to `grace` for in-flight requests.
 pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
+    let limits = &warden.shared.config.limits;
+    let head_timeout = Duration::from_secs(limits.request_head_timeout_seconds);
+    let metrics = warden.shared.metrics.clone();
+    let caps = ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics);
     let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
-    serve_app(listener, app, shutdown, grace).await;
+    serve_app_capped(listener, app, shutdown, grace, Some(caps)).await;
+}
+
+// === impl ConnectionCaps ===
+
+/// How many client connections may be open at once, in all and per client IP
+/// (`[limits] max_connections`, `max_connections_per_ip`). A connection over
+/// either is answered `503` and closed at accept, before any request is read,
+/// and counted in `requests_rejected_total`.
+#[derive(Debug)]
+pub struct ConnectionCaps {
+    total: usize,
+    per_ip: usize,
+    /// `[limits] request_head_timeout_seconds`.
+    head_timeout: Duration,
+    metrics: Metrics,
+    open: Arc<Mutex<OpenConnections>>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    /// Only addresses with an open connection: at most `total` entries.
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<OpenConnections>>,
+}
+
+/// Sent to a connection over a cap, best effort (the socket is closed right after).
+const OVER_CAPACITY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
+impl ConnectionCaps {
+    pub fn new(total: usize, per_ip: usize, head_timeout: Duration, metrics: Metrics) -> ConnectionCaps {
+        ConnectionCaps { total, per_ip, head_timeout, metrics, open: Arc::default() }
+    }
+
+    /// A slot for a new connection from `ip`, or the reason it is refused (counted).
+    pub fn admit(&self, ip: IpAddr) -> Result<ConnectionSlot, Rejection> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        let refused = if open.total >= self.total {
+            Some(Rejection::TooManyConnections)
+        } else if from_ip >= self.per_ip {
+            Some(Rejection::TooManyConnectionsPerIp)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.metrics.rejected(reason);
+            return Err(reason);
+        }
+        open.total += 1;
+        open.per_ip.insert(ip, from_ip + 1);
+        Ok(ConnectionSlot { ip, open: self.open.clone() })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The accept loop for any pingora app — the proxy, and the admin listener and
 /// demo origin (`ServeHttp` apps in an `HttpServer`) — with the same back-off
 /// and drain.
-pub async fn serve_app<A>(listener: TcpListener, app: Arc<A>, mut shutdown: watch::Receiver<bool>, grace: Duration)
+pub async fn serve_app<A>(listener: TcpListener, app: Arc<A>, shutdown: watch::Receiver<bool>, grace: Duration)
 where
+    A: ServerApp + Send + Sync + 'static,
+{
+    serve_app_capped(listener, app, shutdown, grace, None).await;
+}
+
+/// [`serve_app`] with connection caps (the proxy listener's).
+async fn serve_app_capped<A>(
+    listener: TcpListener,
+    app: Arc<A>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    caps: Option<ConnectionCaps>,
+) where
     A: ServerApp + Send + Sync + 'static,
 {
     let (engine_tx, engine_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
-            (tcp, _peer) = accept_with_backoff(|| listener.accept()) => {
+            (tcp, peer) = accept_with_backoff(|| listener.accept()) => {
+                let slot = match caps.as_ref().map(|c| c.admit(peer.ip())) {
+                    Some(Err(_)) => {
+                        // Non-blocking: a fresh socket's send buffer takes it, or the client goes without.
+                        let _ = tcp.try_write(OVER_CAPACITY);
+                        continue;
+                    }
+                    Some(Ok(slot)) => Some(slot),
+                    None => None,
+                };
                 let _ = tcp.set_nodelay(true);
                 let fd = tcp.as_raw_fd();
                 let mut stream = Stream::from(tcp);
                 stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
                 let (app, rx) = (app.clone(), engine_rx.clone());
+                let io: pingora::protocols::Stream = match &caps {
+                    Some(c) => Box::new(HeadDeadline::new(stream, c.head_timeout, c.metrics.clone())),
+                    None => Box::new(stream),
+                };
                 conns.spawn(async move {
-                    app.process_new(Box::new(stream), &rx).await;
+                    app.process_new(io, &rx).await;
+                    drop(slot);
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
