@@ -77,6 +77,9 @@ rules = "$PWD/rules"
 address = "127.0.0.1:$A"
 [admin]
 address = "127.0.0.1:$ADMIN"
+[limits]
+# One load generator on one address: the per-client vendor rate limit would answer 429.
+vendor_requests_per_second = 0
 [vendors]
 resolve = { "$HOST" = "127.0.0.1:$V" }
 ca_file = "$work/ca.pem"
