@@ -831,14 +831,14 @@ fn judge_runtime(o: &Outcome, load: &PageLoad, v: &mut Verdict) {
         }
         "/runtime/webrtc-vendor" => {
             let got = evaluated(WEBRTC_RESULT);
-            if got != r#"created:[["stun:rtc.zendesk.com:3479"]]"# {
+            if got != r#"created:[["turn:rtc.zendesk.com:3479?transport=udp"]]"# {
                 v.problems.push(format!(
                     "RTCPeerConnection on an `allowed_vendors` route should keep only the vendor's server: {got}"
                 ));
             }
             if allowed_udp == 0 {
                 v.problems
-                    .push("the allowed vendor's STUN server (rtc.zendesk.com, UDP sink :3479) received nothing".into());
+                    .push("the allowed vendor's TURN server (rtc.zendesk.com, UDP sink :3479) received nothing".into());
             }
         }
         _ => {}

@@ -7,10 +7,14 @@
 //! `tests/rules_errors.rs` fixture, reduced) and changes one thing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
-use tagwarden::rules::{RuleError, RuleErrors, load_dir};
+use support::rules_dir::RulesDir;
+
+use tagwarden::rules::{RuleErrors, load_dir};
 
 const SITE: &str = r#"[site]
 name = "test-clinic"
@@ -38,45 +42,13 @@ category = "analytics"
 hosts = ["cdn.acme-analytics.example"]
 "#;
 
-struct RulesDir {
-    dir: tempfile::TempDir,
-}
-
-impl RulesDir {
-    fn valid() -> RulesDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("vendors")).unwrap();
-        let rules = RulesDir { dir };
-        rules.write("site.toml", SITE);
-        rules.write("vendors/zendesk.toml", ZENDESK);
-        rules.write("vendors/acme_analytics.toml", ACME_ANALYTICS);
-        rules
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.file(rel), text).unwrap();
-    }
-
-    fn edit(&self, rel: &str, from: &str, to: &str) {
-        let text = std::fs::read_to_string(self.file(rel)).unwrap();
-        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in {rel}");
-        self.write(rel, &text.replace(from, to));
-    }
-
-    fn errors(&self) -> Vec<RuleError> {
-        match load_dir(self.path()) {
-            Ok(_) => panic!("rules in {} loaded, expected errors", self.path().display()),
-            Err(RuleErrors(errors)) => errors,
-        }
-    }
+/// The valid rules directory these tests start from.
+fn valid() -> RulesDir {
+    RulesDir::with(&[
+        ("site.toml", SITE),
+        ("vendors/zendesk.toml", ZENDESK),
+        ("vendors/acme_analytics.toml", ACME_ANALYTICS),
+    ])
 }
 
 /// 1-based line and column of the one occurrence of `needle` in `text`.
@@ -90,7 +62,7 @@ fn position_of(text: &str, needle: &str) -> (usize, usize) {
 
 #[test]
 fn a_phi_route_allowing_only_baa_vendors_loads() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     let policy = load_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
     assert!(policy.routes[0].phi, "route[0] says phi = true");
     assert!(!policy.routes[1].phi, "phi defaults to false");
@@ -98,7 +70,7 @@ fn a_phi_route_allowing_only_baa_vendors_loads() {
 
 #[test]
 fn a_phi_route_allowing_a_vendor_without_baa_is_an_error_at_the_vendor_id() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "allow = [\"zendesk\"]\nphi", "allow = [\"zendesk\", \"acme_analytics\" ]\nphi");
     let errors = rules.errors();
     assert_eq!(errors.len(), 1, "{}", RuleErrors(errors.clone()));
@@ -113,7 +85,7 @@ fn a_phi_route_allowing_a_vendor_without_baa_is_an_error_at_the_vendor_id() {
 
 #[test]
 fn a_vendor_saying_baa_false_is_refused_on_a_phi_route_like_one_saying_nothing() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/zendesk.toml", "baa = true", "baa = false");
     let errors = rules.errors();
     assert_eq!(errors.len(), 1, "{}", RuleErrors(errors.clone()));
@@ -122,7 +94,7 @@ fn a_vendor_saying_baa_false_is_refused_on_a_phi_route_like_one_saying_nothing()
 
 #[test]
 fn every_vendor_without_baa_on_every_phi_route_is_reported() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/zendesk.toml", "baa = true\n", "");
     rules.edit("site.toml", "path = \"/**\"\n", "path = \"/**\"\nphi = true\n");
     let errors = rules.errors();
@@ -132,14 +104,14 @@ fn every_vendor_without_baa_on_every_phi_route_is_reported() {
 
 #[test]
 fn phi_false_allows_vendors_without_baa() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "path = \"/**\"\n", "path = \"/**\"\nphi = false\n");
     load_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
 fn phi_must_be_a_boolean() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "phi = true", "phi = \"yes\"");
     let errors = rules.errors();
     let text = std::fs::read_to_string(rules.file("site.toml")).unwrap();
@@ -163,7 +135,7 @@ fn the_shipped_rules_mark_the_patient_routes_phi_and_load() {
 
 #[test]
 fn tagwarden_check_fails_with_the_located_baa_error() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "allow = [\"zendesk\"]\nphi", "allow = [\"acme_analytics\"]\nphi");
     let out =
         Command::new(env!("CARGO_BIN_EXE_tagwarden")).arg("check").arg("--rules").arg(rules.path()).output().unwrap();

@@ -11,8 +11,9 @@
 mod support;
 
 use support::common;
+use support::rules_dir::RulesDir;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tagwarden::rules::schema::VendorFile;
@@ -59,60 +60,14 @@ category = "advertising"
 hosts = ["px.beacon.example"]
 "#;
 
-/// A valid rules directory in a tempdir; tests overwrite or add files to inject mistakes.
-struct RulesDir {
-    dir: tempfile::TempDir,
-}
-
-impl RulesDir {
-    fn valid() -> RulesDir {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("vendors")).unwrap();
-        let rules = RulesDir { dir };
-        rules.write("site.toml", SITE);
-        rules.write("vendors/zendesk.toml", ZENDESK);
-        rules.write("vendors/acme_analytics.toml", ACME_ANALYTICS);
-        rules.write("vendors/beacon.toml", BEACON);
-        rules
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn file(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.file(rel), text).unwrap();
-    }
-
-    /// Replaces the one occurrence of `from` in `rel` with `to`.
-    fn edit(&self, rel: &str, from: &str, to: &str) -> String {
-        let text = std::fs::read_to_string(self.file(rel)).unwrap();
-        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in {rel}");
-        let text = text.replace(from, to);
-        self.write(rel, &text);
-        text
-    }
-
-    fn errors(&self) -> Vec<RuleError> {
-        match load_dir(self.path()) {
-            Ok(_) => panic!("rules in {} loaded, expected errors", self.path().display()),
-            Err(RuleErrors(errors)) => {
-                assert!(!errors.is_empty(), "RuleErrors is never empty");
-                errors
-            }
-        }
-    }
-
-    /// The single error of this load.
-    fn only_error(&self) -> RuleError {
-        let errors = self.errors();
-        assert_eq!(errors.len(), 1, "expected exactly one error, got:\n{}", RuleErrors(errors.clone()));
-        errors.into_iter().next().unwrap()
-    }
+/// The valid rules directory these tests start from.
+fn valid() -> RulesDir {
+    RulesDir::with(&[
+        ("site.toml", SITE),
+        ("vendors/zendesk.toml", ZENDESK),
+        ("vendors/acme_analytics.toml", ACME_ANALYTICS),
+        ("vendors/beacon.toml", BEACON),
+    ])
 }
 
 /// 1-based line and column (in characters) of the one occurrence of `needle` in `text`.
@@ -141,7 +96,7 @@ fn assert_error(err: &RuleError, rules: &RulesDir, rel: &str, needle: &str, word
 
 #[test]
 fn the_starting_rules_directory_is_valid() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     let policy = load_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(policy.vendors.len(), 3);
     assert_eq!(policy.routes.len(), 2);
@@ -158,7 +113,7 @@ fn the_shipped_rules_load() {
 
 #[test]
 fn toml_syntax_error_points_at_where_the_parser_gave_up() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     let text = rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"advertising");
     let err = rules.only_error();
     // The unterminated string runs to the end of its line, where the error is.
@@ -170,7 +125,7 @@ fn toml_syntax_error_points_at_where_the_parser_gave_up() {
 
 #[test]
 fn duplicate_key_is_an_error_at_the_second_occurrence_naming_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"advertising\"\nname = \"Again\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "name = \"Again\"", &["name"]);
@@ -178,7 +133,7 @@ fn duplicate_key_is_an_error_at_the_second_occurrence_naming_the_key() {
 
 #[test]
 fn value_of_the_wrong_type_is_an_error_at_the_value_naming_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = \"px.beacon.example\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"px.beacon.example\"", &["hosts"]);
@@ -186,7 +141,7 @@ fn value_of_the_wrong_type_is_an_error_at_the_value_naming_the_key() {
 
 #[test]
 fn missing_required_key_is_an_error_naming_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "category = \"advertising\"\n", "");
     let err = rules.only_error();
     assert_eq!(err.file, rules.file("vendors/beacon.toml"));
@@ -196,7 +151,7 @@ fn missing_required_key_is_an_error_naming_the_key() {
 
 #[test]
 fn unknown_key_in_site_section_is_an_error_at_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "name = \"test-clinic\"", "name = \"test-clinic\"\nnmae = \"typo\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "nmae", &["site.nmae"]);
@@ -204,7 +159,7 @@ fn unknown_key_in_site_section_is_an_error_at_the_key() {
 
 #[test]
 fn unknown_key_in_vendor_file_is_an_error_at_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"advertising\"\nbba = true");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "bba", &["bba"]);
@@ -212,7 +167,7 @@ fn unknown_key_in_vendor_file_is_an_error_at_the_key() {
 
 #[test]
 fn unknown_key_in_vendor_first_party_section_is_an_error_at_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     let text = format!("{ZENDESK}\n[first_party]\nmethods = [\"GET\"]\nforward_cookie = []\n");
     rules.write("vendors/zendesk.toml", &text);
     let err = rules.only_error();
@@ -221,7 +176,7 @@ fn unknown_key_in_vendor_first_party_section_is_an_error_at_the_key() {
 
 #[test]
 fn unknown_key_in_route_is_an_error_at_the_key() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "allow = [\"zendesk\"]\n", "alow = [\"zendesk\"]\n");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "alow", &["route[0].alow"]);
@@ -231,7 +186,7 @@ fn unknown_key_in_route_is_an_error_at_the_key() {
 
 #[test]
 fn vendor_id_must_equal_the_file_name() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "id = \"beacon\"", "id = \"beacon_ads\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"beacon_ads\"", &["id:", "beacon_ads", "beacon"]);
@@ -240,7 +195,7 @@ fn vendor_id_must_equal_the_file_name() {
 #[test]
 fn second_file_reusing_a_vendor_id_is_an_error_at_its_id() {
     // Two files cannot share a stem, so a reused id shows up as a name mismatch.
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.write("vendors/zendesk_chat.toml", &ZENDESK.replace("*.zendesk.com", "*.zopim.com"));
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/zendesk_chat.toml", "\"zendesk\"", &["id:", "zendesk_chat"]);
@@ -249,7 +204,7 @@ fn second_file_reusing_a_vendor_id_is_an_error_at_its_id() {
 #[test]
 fn duplicate_vendor_id_in_compiled_sources_is_an_error_at_the_second_id() {
     // rules::compile also refuses duplicates when sources come from elsewhere than a directory.
-    let rules = RulesDir::valid();
+    let rules = valid();
     let mut sources = read_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
     let text = BEACON.replace("px.beacon.example", "px2.beacon.example");
     let vendor: VendorFile = toml::from_str(&text).unwrap();
@@ -269,7 +224,7 @@ fn duplicate_vendor_id_in_compiled_sources_is_an_error_at_the_second_id() {
 
 #[test]
 fn vendor_id_must_be_lowercase_letters_digits_and_underscore() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     std::fs::remove_file(rules.file("vendors/beacon.toml")).unwrap();
     rules.write("vendors/Beacon.toml", &BEACON.replace("id = \"beacon\"", "id = \"Beacon\""));
     let err = rules.only_error();
@@ -280,7 +235,7 @@ fn vendor_id_must_be_lowercase_letters_digits_and_underscore() {
 
 #[test]
 fn unknown_vendor_in_route_allow_is_an_error_at_the_id() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "allow = [\"zendesk\", \"acme_analytics\"]", "allow = [\"zendesk\", \"intercom\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"intercom\"", &["route[1].allow[1]", "intercom"]);
@@ -288,7 +243,7 @@ fn unknown_vendor_in_route_allow_is_an_error_at_the_id() {
 
 #[test]
 fn invalid_route_glob_is_an_error_at_the_path() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "path = \"/patient/**\"", "path = \"/a/[\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"/a/[\"", &["route[0].path", "glob"]);
@@ -296,7 +251,7 @@ fn invalid_route_glob_is_an_error_at_the_path() {
 
 #[test]
 fn relative_route_path_is_an_error_at_the_path() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "path = \"/patient/**\"", "path = \"patient/**\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"patient/**\"", &["route[0].path", "must start with `/`"]);
@@ -304,7 +259,7 @@ fn relative_route_path_is_an_error_at_the_path() {
 
 #[test]
 fn missing_route_is_an_error_about_site_toml() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     let routes_start = SITE.find("[[route]]").unwrap();
     rules.write("site.toml", &SITE[..routes_start]);
     let err = rules.only_error();
@@ -316,7 +271,7 @@ fn missing_route_is_an_error_about_site_toml() {
 
 #[test]
 fn invalid_consent_cookie_name_is_an_error_at_the_value() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "cookie = \"tw_consent\"", "cookie = \"tw consent\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"tw consent\"", &["consent.cookie"]);
@@ -326,7 +281,7 @@ fn invalid_consent_cookie_name_is_an_error_at_the_value() {
 
 #[test]
 fn invalid_inline_signature_regex_is_an_error_at_the_pattern() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/acme_analytics.toml", "'acmeTrack\\('", "'acmeTrack\\(', '(unclosed'");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/acme_analytics.toml", "'(unclosed'", &["inline_signatures[1]", "regex"]);
@@ -334,7 +289,7 @@ fn invalid_inline_signature_regex_is_an_error_at_the_pattern() {
 
 #[test]
 fn unknown_category_is_an_error_listing_the_valid_ones() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"ads\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"ads\"", &["category:", "`ads`", "advertising", "support"]);
@@ -342,7 +297,7 @@ fn unknown_category_is_an_error_listing_the_valid_ones() {
 
 #[test]
 fn unknown_consent_category_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "default = [\"essential\", \"support\"]", "default = [\"essential\", \"suport\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"suport\"", &["consent.default[1]", "suport"]);
@@ -350,7 +305,7 @@ fn unknown_consent_category_is_an_error_at_the_entry() {
 
 #[test]
 fn unknown_or_essential_gpc_opt_out_category_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "[consent]\n", "[consent]\ngpc_opt_out = [\"analytics\", \"adverts\", \"essential\"]\n");
     let errors = rules.errors();
     assert_eq!(errors.len(), 2, "{}", RuleErrors(errors.clone()));
@@ -366,7 +321,7 @@ fn unknown_or_essential_gpc_opt_out_category_is_an_error_at_the_entry() {
 
 #[test]
 fn bad_host_pattern_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = [\"px.beacon.example/pixel\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"px.beacon.example/pixel\"", &["hosts[0]"]);
@@ -374,7 +329,7 @@ fn bad_host_pattern_is_an_error_at_the_entry() {
 
 #[test]
 fn wildcard_in_the_middle_of_a_host_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = [\"px.*.example\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"px.*.example\"", &["hosts[0]"]);
@@ -382,7 +337,7 @@ fn wildcard_in_the_middle_of_a_host_is_an_error_at_the_entry() {
 
 #[test]
 fn bad_first_party_host_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "first_party = []", "first_party = [\"clinic.example\", \"https://cdn.clinic.example\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "site.toml", "\"https://cdn.clinic.example\"", &["site.first_party[1]"]);
@@ -390,7 +345,7 @@ fn bad_first_party_host_is_an_error_at_the_entry() {
 
 #[test]
 fn url_pattern_with_a_wildcard_host_is_an_error_at_the_entry() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "urls = [\"*.beacon.example/px\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/beacon.toml", "\"*.beacon.example/px\"", &["urls[0]", "exact host"]);
@@ -398,7 +353,7 @@ fn url_pattern_with_a_wildcard_host_is_an_error_at_the_entry() {
 
 #[test]
 fn vendor_without_hosts_or_urls_is_an_error_about_its_file() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]\n", "");
     let err = rules.only_error();
     assert_eq!(err.file, rules.file("vendors/beacon.toml"));
@@ -409,7 +364,7 @@ fn vendor_without_hosts_or_urls_is_an_error_about_its_file() {
 #[test]
 fn invalid_vendor_allowed_on_a_route_is_reported_once() {
     // The vendor file exists; its mistake is the error, not an "unknown vendor" in each route.
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/acme_analytics.toml", "category = \"analytics\"", "category = \"analytix\"");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/acme_analytics.toml", "\"analytix\"", &["category:"]);
@@ -419,7 +374,7 @@ fn invalid_vendor_allowed_on_a_route_is_reported_once() {
 
 #[test]
 fn same_host_claimed_by_two_vendors_is_an_error() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     // acme_analytics sorts before beacon: the error is reported in the first file.
     rules.edit(
         "vendors/acme_analytics.toml",
@@ -432,7 +387,7 @@ fn same_host_claimed_by_two_vendors_is_an_error() {
 
 #[test]
 fn suffix_host_covering_another_vendors_exact_host_is_an_error() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = [\"help.zendesk.com\"]");
     let err = rules.only_error();
     // beacon sorts before zendesk; its exact host lies under zendesk's `*.zendesk.com`.
@@ -447,7 +402,7 @@ fn suffix_host_covering_another_vendors_exact_host_is_an_error() {
 
 #[test]
 fn suffix_host_in_an_earlier_vendor_covering_a_later_vendors_exact_host_is_an_error() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "hosts = [\"*.zdassets.com\"]");
     let err = rules.only_error();
     assert_error(
@@ -461,7 +416,7 @@ fn suffix_host_in_an_earlier_vendor_covering_a_later_vendors_exact_host_is_an_er
 
 #[test]
 fn url_claim_conflicts_with_a_later_vendors_whole_host_claim() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     // acme_analytics (first) claims shared.example/acme/**; zendesk (later) claims all of shared.example.
     rules.edit("vendors/zendesk.toml", "\"*.zendesk.com\"", "\"*.zendesk.com\", \"shared.example\"");
     let err = rules.only_error();
@@ -470,7 +425,7 @@ fn url_claim_conflicts_with_a_later_vendors_whole_host_claim() {
 
 #[test]
 fn whole_host_claim_conflicts_with_a_later_vendors_url_claim() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     // acme_analytics (first) claims all of shared.example; beacon (later) claims a path on it.
     rules.edit(
         "vendors/acme_analytics.toml",
@@ -485,7 +440,7 @@ fn whole_host_claim_conflicts_with_a_later_vendors_url_claim() {
 
 #[test]
 fn identical_url_pattern_in_two_vendors_is_an_error() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "urls = [\"shared.example/acme/**\"]");
     let err = rules.only_error();
     assert_error(&err, &rules, "vendors/acme_analytics.toml", "\"shared.example/acme/**\"", &["urls[0]", "beacon"]);
@@ -493,7 +448,7 @@ fn identical_url_pattern_in_two_vendors_is_an_error() {
 
 #[test]
 fn different_paths_on_a_shared_host_are_not_a_conflict() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "hosts = [\"px.beacon.example\"]", "urls = [\"shared.example/beacon/**\"]");
     let policy = load_dir(rules.path()).unwrap_or_else(|e| panic!("{e}"));
     let (acme, _) = policy.vendor_by_id("acme_analytics").unwrap();
@@ -507,7 +462,7 @@ fn different_paths_on_a_shared_host_are_not_a_conflict() {
 
 #[test]
 fn every_semantic_mistake_in_one_load_is_reported() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "path = \"/patient/**\"", "path = \"/a/[\"");
     rules.edit("site.toml", "allow = [\"zendesk\", \"acme_analytics\"]", "allow = [\"zendesk\", \"intercom\"]");
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"ads\"");
@@ -532,7 +487,7 @@ fn every_semantic_mistake_in_one_load_is_reported() {
 
 #[test]
 fn every_file_with_a_syntax_or_key_mistake_is_reported() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("site.toml", "name = \"test-clinic\"", "nmae = \"test-clinic\"\nname = \"x\"");
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"advertising");
     rules.edit("vendors/zendesk.toml", "baa = true", "bba = true");
@@ -563,7 +518,7 @@ fn check_prints_one_summary_line_and_exits_0_on_the_shipped_rules() {
 
 #[test]
 fn check_exits_1_with_located_errors_on_stderr_for_a_broken_dir() {
-    let rules = RulesDir::valid();
+    let rules = valid();
     rules.edit("vendors/beacon.toml", "category = \"advertising\"", "category = \"ads\"");
     rules.edit("site.toml", "allow = [\"zendesk\"]\n", "allow = [\"zendeks\"]\n");
     let out = check(rules.path());

@@ -160,7 +160,7 @@ pub const WEBRTC_JS: &str = r#"// First-party script (allowed): WebRTC to tracke
 
 /// `/runtime/webrtc-vendor`: a route that allows WebRTC to its vendors
 /// (`[route.csp] webrtc = "allowed_vendors"`, added to the suite's rules): the
-/// allowed vendor's STUN server is contacted, a tracker's is not.
+/// allowed vendor's TURN server is contacted, a tracker's STUN server is not.
 pub const WEBRTC_VENDOR_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>WebRTC with an allowed vendor</title></head>
@@ -171,12 +171,12 @@ pub const WEBRTC_VENDOR_PAGE: &str = r#"<!doctype html>
 </html>
 "#;
 
-pub const WEBRTC_VENDOR_JS: &str = r#"// First-party script (allowed): an allowed vendor's STUN server, and a tracker's.
+pub const WEBRTC_VENDOR_JS: &str = r#"// First-party script (allowed): an allowed vendor's TURN server, and a tracker's STUN server.
 (function () {
   var result;
   try {
     var pc = new RTCPeerConnection({ iceServers: [
-      { urls: "stun:rtc.zendesk.com:3479" },
+      { urls: "turn:rtc.zendesk.com:3479?transport=udp", username: "visit-token", credential: "x" },
       { urls: "stun:stun.tracker.example:3478" }
     ] });
     pc.createDataChannel("x");
