@@ -127,6 +127,45 @@ async fn a_second_connection_from_one_ip_over_the_per_ip_cap_gets_503_and_other_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_load_balancer_is_not_held_to_the_per_ip_cap() {
+    // Every visitor arrives through the load balancer's address: capping it per IP
+    // would cap the whole site. The total cap still applies.
+    let origin = ok_origin().await;
+    let running = start(&origin, |c| {
+        c.limits.max_connections_per_ip = 1;
+        c.listen.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let _held = held_connection(running.proxy_addr, "127.0.0.1").await;
+    let raw = parse_response(&one_request_from(running.proxy_addr, "127.0.0.1").await, false);
+    assert_eq!(raw.status, 200, "{}", raw.summary());
+    assert_eq!(rejected(running.admin_addr, "too_many_connections_per_ip").await, 0);
+    // An address that is not the load balancer is still capped.
+    let _other = held_connection(running.proxy_addr, "127.0.0.2").await;
+    let raw = one_request_from(running.proxy_addr, "127.0.0.2").await;
+    assert!(is_503_or_closed(&raw), "{:?}", String::from_utf8_lossy(&raw));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_load_balancer_the_vendor_rate_limit_counts_each_visitor() {
+    let env = vendor_env::start(vendor_env::rules(|_, t| t, &[]), vendor_env::ok_sink().await, |c| {
+        c.limits.vendor_requests_per_second = 0.001;
+        c.limits.vendor_burst = 2;
+        c.listen.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let path = "/_tw/zendesk/static.zdassets.com/ekr/snippet.js";
+    let mut statuses = Vec::new();
+    for visitor in ["198.51.100.7", "198.51.100.7", "198.51.100.7", "203.0.113.9"] {
+        let xff = format!("X-Forwarded-For: {visitor}");
+        statuses.push(get(env.proxy, path, &[xff.as_str()]).await.status);
+    }
+    // The first visitor's third request is over its burst; the second visitor is not
+    // charged for the first one's requests although both came through one address.
+    assert_eq!(statuses, [200, 200, 429, 200]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vendor_path_requests_over_a_clients_burst_get_429_and_never_reach_the_vendor() {
     let env = vendor_env::start(vendor_env::rules(|_, t| t, &[]), vendor_env::ok_sink().await, |c| {
         // One token back per 1000 s: nothing refills during the test, however slow the machine.

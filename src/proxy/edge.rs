@@ -139,6 +139,24 @@ impl Warden {
         Ok(())
     }
 
+    /// The visitor's address: the peer, or — when the peer is a trusted proxy —
+    /// the nearest address in its `X-Forwarded-For` that is not itself a trusted
+    /// proxy (per-client limits must not count the load balancer as one client).
+    pub(super) fn visitor_ip(&self, session: &Session, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = session.req_header().headers.get_all("x-forwarded-for");
+        let hops: Vec<IpAddr> = forwarded
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+            .collect();
+        Some(hops.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer))
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.shared.trusted_proxies.iter().any(|net| net.contains(&ip))
     }

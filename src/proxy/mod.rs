@@ -225,7 +225,7 @@ impl ProxyHttp for Warden {
         ctx.page_url = self.page_url(session, ctx.client_ip);
         if path == policy.prefix || path.starts_with(&format!("{}/", policy.prefix)) {
             ctx.route_label = format!("{}/*", policy.prefix);
-            if let Some(ip) = ctx.client_ip
+            if let Some(ip) = self.visitor_ip(session, ctx.client_ip)
                 && !self.vendor_rate.allow(ip)
             {
                 self.shared.metrics.rejected(crate::metrics::Rejection::VendorRateLimited);

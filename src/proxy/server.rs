@@ -29,7 +29,8 @@ pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receive
     let limits = &warden.shared.config.limits;
     let head_timeout = Duration::from_secs(limits.request_head_timeout_seconds);
     let metrics = warden.shared.metrics.clone();
-    let caps = ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics);
+    let caps = ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics)
+        .trusting(warden.shared.trusted_proxies.clone());
     let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
     serve_app_capped(listener, app, shutdown, grace, Some(caps)).await;
 }
@@ -40,10 +41,16 @@ pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receive
 /// (`[limits] max_connections`, `max_connections_per_ip`). A connection over
 /// either is answered `503` and closed at accept, before any request is read,
 /// and counted in `requests_rejected_total`.
+///
+/// Trusted proxies (`[listen] trusted_proxies`: the load balancer in front)
+/// carry many visitors on their connections, so the per-IP cap does not apply
+/// to them; the total cap still does.
 #[derive(Debug)]
 pub struct ConnectionCaps {
     total: usize,
     per_ip: usize,
+    /// Addresses exempt from `per_ip`.
+    trusted: Vec<ipnet::IpNet>,
     /// `[limits] request_head_timeout_seconds`.
     head_timeout: Duration,
     metrics: Metrics,
@@ -70,7 +77,13 @@ const OVER_CAPACITY: &[u8] =
 
 impl ConnectionCaps {
     pub fn new(total: usize, per_ip: usize, head_timeout: Duration, metrics: Metrics) -> ConnectionCaps {
-        ConnectionCaps { total, per_ip, head_timeout, metrics, open: Arc::default() }
+        ConnectionCaps { total, per_ip, trusted: Vec::new(), head_timeout, metrics, open: Arc::default() }
+    }
+
+    /// Exempts these networks (trusted proxies) from the per-IP cap.
+    pub fn trusting(mut self, trusted: Vec<ipnet::IpNet>) -> ConnectionCaps {
+        self.trusted = trusted;
+        self
     }
 
     /// A slot for a new connection from `ip`, or the reason it is refused (counted).
@@ -79,7 +92,7 @@ impl ConnectionCaps {
         let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
         let refused = if open.total >= self.total {
             Some(Rejection::TooManyConnections)
-        } else if from_ip >= self.per_ip {
+        } else if from_ip >= self.per_ip && !self.trusted.iter().any(|net| net.contains(&ip)) {
             Some(Rejection::TooManyConnectionsPerIp)
         } else {
             None
