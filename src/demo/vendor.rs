@@ -181,7 +181,7 @@ impl DemoVendor {
     /// vendor script this way).
     pub async fn start_with(listen: SocketAddr, extra: &[ExtraRoute]) -> Result<DemoVendor, DemoVendorError> {
         let extra: Arc<Vec<ExtraRoute>> = Arc::new(extra.to_vec());
-        let (ca_pem, config) = tls_config()?;
+        let (ca_pem, config) = throwaway_tls(HOSTS)?;
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let log = VendorLog::default();
@@ -207,15 +207,18 @@ impl DemoVendor {
     }
 }
 
-fn tls_config() -> Result<(String, rustls::ServerConfig), DemoVendorError> {
+/// A throwaway CA (its PEM) and a server config whose certificate that CA signs
+/// for `hosts`: the demo vendor's, and any loopback stand-in for a vendor (the
+/// test suites use it too). Made in memory at start-up; the key never leaves it.
+pub fn throwaway_tls(hosts: &[&str]) -> Result<(String, rustls::ServerConfig), DemoVendorError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "tagwarden demo vendor CA (throwaway)");
+    ca_params.distinguished_name.push(DnType::CommonName, "tagwarden vendor CA (throwaway)");
     let ca = ca_params.self_signed(&ca_key)?;
     let leaf_key = KeyPair::generate()?;
-    let names: Vec<String> = HOSTS.iter().map(|h| h.to_string()).collect();
+    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
     let leaf = CertificateParams::new(names)?.signed_by(&leaf_key, &ca, &ca_key)?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -2,7 +2,7 @@
 //! site's own hosts as host-sources, and the vendors it may load — read by the
 //! CSP and by the run-time shim from the same [`PageContext`].
 
-use super::{PageContext, Policy, Vendor, VendorIdx, host};
+use super::{PageContext, Policy, Vendor, VendorIdx};
 
 /// What a page may do with WebRTC peer connections, whose ICE servers (STUN/TURN)
 /// are connections no CSP directive governs in today's browsers.
@@ -37,7 +37,7 @@ impl PageContext {
     pub fn first_party_sources(&self, policy: &Policy) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         if policy.first_party.is_empty() {
-            if let Some(reg) = host::registrable_domain(self.first_party.page_host()) {
+            if let Some(reg) = self.first_party.registrable() {
                 out.push(reg.to_string());
                 out.push(format!("*.{reg}"));
             }

@@ -244,7 +244,7 @@ impl VendorBody {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
+enum Kind {
     Http,
     Ws,
     Relative,

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use tagwarden::config::VendorsConfig;
 
@@ -39,7 +38,7 @@ pub struct TlsVendor {
 impl TlsVendor {
     /// Terminates TLS for [`VENDOR_HOSTS`] and forwards each connection's bytes to `backend`.
     pub async fn start(backend: SocketAddr) -> TlsVendor {
-        let (ca_pem, config) = tls_config(VENDOR_HOSTS);
+        let (ca_pem, config) = tagwarden::demo::vendor::throwaway_tls(VENDOR_HOSTS).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("vendor-ca.pem");
         std::fs::write(&ca_file, ca_pem).unwrap();
@@ -74,25 +73,4 @@ impl TlsVendor {
     pub fn server_names(&self) -> Vec<String> {
         self.server_names.lock().unwrap().clone()
     }
-}
-
-/// A throwaway CA (PEM) and a server config whose certificate it signs for `hosts`.
-pub fn tls_config(hosts: &[&str]) -> (String, rustls::ServerConfig) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "tagwarden test vendor CA (throwaway)");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
-    let leaf = CertificateParams::new(names).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    (ca.pem(), config)
 }
