@@ -157,7 +157,7 @@ pub struct Ctx {
     route_label: String,
     request_body_bytes: usize,
     /// The page's path and query, removed from a vendor request body as it streams.
-    vendor_body: Option<scrub::BodyScrub>,
+    vendor_request_scrub: Option<scrub::BodyScrub>,
 }
 
 fn status_error(code: u16) -> Box<Error> {
@@ -184,7 +184,7 @@ impl ProxyHttp for Warden {
             client_ip: None,
             route_label: String::new(),
             request_body_bytes: 0,
-            vendor_body: None,
+            vendor_request_scrub: None,
         }
     }
 
@@ -203,7 +203,7 @@ impl ProxyHttp for Warden {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         self.count_request_body(body, ctx)?;
-        if let Some(scrub) = &mut ctx.vendor_body {
+        if let Some(scrub) = &mut ctx.vendor_request_scrub {
             let piece = body.as_deref().unwrap_or_default();
             *body = Some(Bytes::from(scrub.push(piece, end)));
         }
@@ -328,19 +328,10 @@ impl ProxyHttp for Warden {
         end: bool,
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Duration>> {
-        if let Some(p) = ctx.vendor_response.as_mut() {
-            let input = body.take().unwrap_or_default();
-            match p.feed(&input, end) {
-                Ok(out) => *body = Some(out),
-                Err(e) => {
-                    // Never the raw rest: the connection closes without the final chunk.
-                    tracing::warn!(error = %e, "vendor body rewriting failed; response aborted");
-                    return Err(Error::explain(ErrorType::HTTPStatus(502), "vendor body rewrite aborted"));
-                }
-            }
-            return Ok(None);
+        match ctx.vendor_response.as_mut() {
+            Some(p) => vendor_body::rewrite_vendor_body(p, body, end)?,
+            None => self.rewrite_body(body, end, ctx)?,
         }
-        self.rewrite_body(body, end, ctx)?;
         Ok(None)
     }
 

@@ -119,7 +119,7 @@ impl Warden {
         };
         // WebSocket frames pass as they are; an HTTP body is scrubbed as it streams.
         let upgrade = method == "GET" && session.req_header().headers.contains_key("upgrade");
-        ctx.vendor_body = page.filter(|_| !upgrade).map(|p| p.body());
+        ctx.vendor_request_scrub = page.filter(|_| !upgrade).map(|p| p.body());
         ctx.target = Target::Vendor { vendor, host, path_and_query };
         Ok(false)
     }
@@ -231,7 +231,7 @@ impl Warden {
         for h in VISITOR_HEADERS.iter().copied().chain(forwarded.iter().map(String::as_str)) {
             let _ = up.remove_header(h);
         }
-        if ctx.vendor_body.is_some() {
+        if ctx.vendor_request_scrub.is_some() {
             // The scrubbed body's length is not known up front: pingora sends it chunked.
             let _ = up.remove_header("content-length");
         }

@@ -92,6 +92,27 @@ impl VendorBodyPipeline {
     }
 }
 
+/// Rewrites one body chunk of a vendor response in place. An error fails the
+/// response closed: never the raw rest (after the first byte the connection
+/// closes without the final chunk).
+pub(super) fn rewrite_vendor_body(
+    p: &mut VendorBodyPipeline,
+    body: &mut Option<Bytes>,
+    end: bool,
+) -> pingora::Result<()> {
+    let input = body.take().unwrap_or_default();
+    match p.feed(&input, end) {
+        Ok(out) => {
+            *body = Some(out);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "vendor body rewriting failed; response aborted");
+            Err(pingora::Error::explain(pingora::ErrorType::HTTPStatus(502), "vendor body rewrite aborted"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
