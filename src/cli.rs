@@ -38,6 +38,10 @@ pub enum Command {
         /// Rules directory (default rules/).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Zero-downtime upgrade: take the listening sockets from the running
+        /// process (send it SIGQUIT) over `[listen] upgrade_socket`.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate the rule files; print a summary line, or `file:line:col: message` errors.
     Check {
@@ -92,8 +96,8 @@ pub fn main() -> ExitCode {
             rewrite(&rules, &url, consent.as_deref(), charset.as_deref(), explain)
         }
         Some(Command::Diff { from, to, url, json, paths }) => diff(&from, &to, url.as_deref(), json, &paths),
-        Some(Command::Serve { config, listen, upstream, admin, rules }) => {
-            crate::serve::main(crate::serve::Overrides { config, listen, upstream, admin, rules })
+        Some(Command::Serve { config, listen, upstream, admin, rules, upgrade }) => {
+            crate::serve::main(crate::serve::Overrides { config, listen, upstream, admin, rules, upgrade })
         }
         None => crate::serve::main(crate::serve::Overrides::default()),
     }

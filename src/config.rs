@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod tls;
+pub use tls::{CertificateConfig, Http2Config, TlsConfig};
+
 /// The whole file. A missing key takes its value from [`Config::default`], so the
 /// empty file, `Config::default()` and the command line without `--config` agree.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +27,9 @@ pub struct Config {
     pub limits: Limits,
     pub rewrite: RewriteConfig,
     pub vendors: VendorsConfig,
+    /// TLS termination (`[listen] tls_address`). Absent: no TLS listener.
+    pub tls: Option<TlsConfig>,
+    pub http2: Http2Config,
     /// Rules directory. Default `rules`.
     pub rules: PathBuf,
 }
@@ -37,6 +43,8 @@ impl Default for Config {
             limits: Limits::default(),
             rewrite: RewriteConfig::default(),
             vendors: VendorsConfig::default(),
+            tls: None,
+            http2: Http2Config::default(),
             rules: PathBuf::from("rules"),
         }
     }
@@ -54,6 +62,30 @@ pub struct ListenConfig {
     /// (Envoy: `xff_num_trusted_hops: 0`).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// TLS listener (needs `[tls]`): HTTP/2 and HTTP/1.1 by ALPN. Default none.
+    #[serde(default)]
+    pub tls_address: Option<SocketAddr>,
+    /// Plain listener that answers every request with a `308` to `https://` (the
+    /// request's host when a certificate covers it, else `421`). Default none.
+    #[serde(default)]
+    pub redirect_address: Option<SocketAddr>,
+    /// The port the redirect's `https://` URL names. Default none (443): the
+    /// public port, whatever `tls_address` binds behind a load balancer or NAT.
+    #[serde(default)]
+    pub redirect_https_port: Option<u16>,
+    /// Accept prior-knowledge HTTP/2 (h2c) on `address`, for a load balancer
+    /// that speaks it. HTTP/1.1 keeps working beside it. Default false.
+    #[serde(default)]
+    pub h2c: bool,
+    /// Unix socket for a zero-downtime binary upgrade: `serve --upgrade` waits
+    /// there for the running process's listening sockets (sent on SIGQUIT).
+    /// Default `/tmp/tagwarden-upgrade.sock`.
+    #[serde(default = "default_upgrade_socket")]
+    pub upgrade_socket: PathBuf,
+}
+
+fn default_upgrade_socket() -> PathBuf {
+    PathBuf::from("/tmp/tagwarden-upgrade.sock")
 }
 
 fn default_listen() -> SocketAddr {
@@ -62,7 +94,15 @@ fn default_listen() -> SocketAddr {
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        ListenConfig { address: default_listen(), trusted_proxies: Vec::new() }
+        ListenConfig {
+            address: default_listen(),
+            trusted_proxies: Vec::new(),
+            tls_address: None,
+            redirect_address: None,
+            redirect_https_port: None,
+            h2c: false,
+            upgrade_socket: default_upgrade_socket(),
+        }
     }
 }
 
@@ -409,6 +449,14 @@ impl Config {
                     format!("`{host}` is not a lowercase host name (letters, digits, `-`, dots; no port, no IP)"),
                 ));
             }
+        }
+        match (&self.tls, self.listen.tls_address, self.listen.redirect_address) {
+            (Some(tls), _, _) => tls.validate().map_err(|(key, message)| invalid(key, message))?,
+            (None, Some(_), _) => return Err(invalid("listen.tls_address", "needs a [tls] section".to_string())),
+            (None, None, Some(_)) => {
+                return Err(invalid("listen.redirect_address", "needs a [tls] section to redirect to".to_string()));
+            }
+            (None, None, None) => {}
         }
         for p in &self.listen.trusted_proxies {
             parse_trusted_proxy(p)

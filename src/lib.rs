@@ -12,7 +12,11 @@
 //! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`decision_log`] (PHI-free JSON lines per document)
 //! - [`diff`]: a rule change's effect on saved pages (`tagwarden diff`)
 //! - [`cli`]: `tagwarden check | rewrite | diff | serve`
-#![forbid(unsafe_code)]
+//! - [`handoff`]: listening sockets handed to a new binary (zero-downtime upgrade)
+//!
+//! `unsafe` is denied everywhere but one audited block in [`handoff`], which
+//! adopts the sockets received over `SCM_RIGHTS`.
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
@@ -21,6 +25,7 @@ pub mod csp;
 pub mod decision_log;
 pub mod demo;
 pub mod diff;
+pub mod handoff;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

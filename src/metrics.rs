@@ -129,6 +129,8 @@ pub struct Metrics {
     pub csp_violations: IntCounterVec,
     pub csp_reports: IntCounterVec,
     pub bytes_rewritten: IntCounter,
+    pub tls_reloads: IntCounterVec,
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 /// Registers a metric built from the static definitions below. A failure is a
@@ -263,7 +265,27 @@ impl Metrics {
             "CSP report requests, by outcome (counted|duplicate|rate_limited|too_large|malformed|rejected; duplicate = every violation in it is counted from the page's other policy).",
             &["outcome"],
         );
+        let tls_reloads = counter(
+            &registry,
+            "tls_certificate_reloads_total",
+            "Certificate/key pairs re-read after their files changed, by result (ok|error; error = the last good pair keeps serving).",
+            &["result"],
+        );
+        let tls_certificate_expiry = register(
+            &registry,
+            "tls_certificate_expiry_timestamp_seconds",
+            IntGaugeVec::new(
+                Opts::new(
+                    "tls_certificate_expiry_timestamp_seconds",
+                    "notAfter of the leaf certificate being served, by configured certificate name.",
+                )
+                .namespace("tagwarden"),
+                &["certificate"],
+            ),
+        );
         Metrics {
+            tls_reloads,
+            tls_certificate_expiry,
             csp_violations,
             csp_reports,
             registry,

@@ -15,7 +15,9 @@ use pingora::apps::http_app::HttpServer;
 
 use crate::admin::Admin;
 use crate::demo::DemoOrigin;
-use crate::proxy::server::serve_app;
+use crate::proxy::redirect::Redirect;
+use crate::proxy::server::{ProxyListeners, TlsAcceptor, serve_app, serve_app_capped};
+use crate::proxy::tls::CertStore;
 use crate::proxy::{CaFileError, Origin, Shared, Warden, load_ca_file};
 use crate::rules::RuleErrors;
 
@@ -27,6 +29,8 @@ pub struct Overrides {
     pub upstream: Option<String>,
     pub admin: Option<SocketAddr>,
     pub rules: Option<PathBuf>,
+    /// Take the listening sockets from the running process (`serve --upgrade`).
+    pub upgrade: bool,
 }
 
 /// Why `serve` could not start. Each names what failed and where; none carries
@@ -55,6 +59,15 @@ pub enum ServeError {
     /// The demo's mock vendor could not start.
     #[error("demo vendor: {0}")]
     DemoVendor(String),
+    /// A `[[tls.certificates]]` pair cannot be used.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::proxy::tls::CertError),
+    /// The TLS settings were refused by rustls.
+    #[error("tls: {0}")]
+    TlsConfig(String),
+    /// `--upgrade` got no sockets from the running process.
+    #[error(transparent)]
+    Handoff(#[from] crate::handoff::HandoffError),
     /// A listener could not be bound (`what`: listen, admin, demo origin).
     #[error("{what} {addr}: {source}")]
     Bind {
@@ -130,6 +143,12 @@ pub async fn origin_for(up: &UpstreamConfig) -> Result<Origin, ServeError> {
 pub struct Running {
     pub proxy_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `[listen] tls_address`, as bound.
+    pub tls_addr: Option<SocketAddr>,
+    /// `[listen] redirect_address`, as bound.
+    pub redirect_addr: Option<SocketAddr>,
+    /// The listening sockets by role, for a hand-off to a new binary.
+    pub sockets: Vec<(&'static str, std::os::fd::RawFd)>,
     pub demo_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     pub shutdown: watch::Sender<bool>,
@@ -155,6 +174,15 @@ async fn start_demo_vendor(cfg: &mut Config) -> Result<crate::demo::vendor::Vend
 
 /// Binds and starts everything; returns once listening.
 pub async fn start(cfg: Config) -> Result<Running, ServeError> {
+    start_inheriting(cfg, Inherited::default()).await
+}
+
+/// Listening sockets taken over from a previous process, by role
+/// ([`crate::handoff::ROLES`]); a role not in it is bound afresh.
+pub type Inherited = std::collections::HashMap<&'static str, std::net::TcpListener>;
+
+/// [`start`], with sockets handed over by the process being replaced.
+pub async fn start_inheriting(cfg: Config, inherited: Inherited) -> Result<Running, ServeError> {
     let policy =
         crate::rules::load_dir(&cfg.rules).map_err(|errors| ServeError::Rules { dir: cfg.rules.clone(), errors })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -177,7 +205,52 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         Shared::new(policy, cfg.clone(), origin)
             .map_err(|source| ServeError::CaFile { key: "vendors.ca_file", source })?,
     );
-    start_with(shared, cfg.listen.address, cfg.admin.address, grace, shutdown_tx, shutdown_rx, demo_addr).await
+    let (listen, admin) = (cfg.listen.address, cfg.admin.address);
+    let sockets = Sockets::bind(&shared.config, listen, admin, inherited).await?;
+    start_sockets(shared, sockets, grace, shutdown_tx, shutdown_rx, demo_addr).await
+}
+
+/// Every listener, bound (or inherited).
+#[derive(Debug)]
+struct Sockets {
+    proxy: TcpListener,
+    admin: TcpListener,
+    tls: Option<TcpListener>,
+    redirect: Option<TcpListener>,
+}
+
+impl Sockets {
+    async fn bind(
+        cfg: &Config,
+        listen: SocketAddr,
+        admin: SocketAddr,
+        mut inherited: Inherited,
+    ) -> Result<Sockets, ServeError> {
+        let mut take = async |role: &'static str, addr: SocketAddr| match inherited.remove(role) {
+            Some(l) => TcpListener::from_std(l).map_err(bind_error(role, addr)),
+            None => TcpListener::bind(addr).await.map_err(bind_error(role, addr)),
+        };
+        let proxy = take("listen", listen).await?;
+        let admin = take("admin", admin).await?;
+        let tls = match cfg.listen.tls_address {
+            Some(a) => Some(take("tls", a).await?),
+            None => None,
+        };
+        let redirect = match cfg.listen.redirect_address {
+            Some(a) => Some(take("redirect", a).await?),
+            None => None,
+        };
+        // A socket the new config no longer listens on is closed here (dropped).
+        Ok(Sockets { proxy, admin, tls, redirect })
+    }
+
+    fn fds(&self) -> Vec<(&'static str, std::os::fd::RawFd)> {
+        use std::os::fd::AsRawFd;
+        let mut v = vec![("listen", self.proxy.as_raw_fd()), ("admin", self.admin.as_raw_fd())];
+        v.extend(self.tls.as_ref().map(|l| ("tls", l.as_raw_fd())));
+        v.extend(self.redirect.as_ref().map(|l| ("redirect", l.as_raw_fd())));
+        v
+    }
 }
 
 /// Starts the listeners for an already-built [`Shared`] (tests use this with a
@@ -191,22 +264,70 @@ pub async fn start_with(
     shutdown_rx: watch::Receiver<bool>,
     demo_addr: Option<SocketAddr>,
 ) -> Result<Running, ServeError> {
-    let proxy_l = TcpListener::bind(listen).await.map_err(bind_error("listen", listen))?;
-    let admin_l = TcpListener::bind(admin).await.map_err(bind_error("admin", admin))?;
-    let proxy_addr = proxy_l.local_addr().map_err(bind_error("listen", listen))?;
-    let admin_addr = admin_l.local_addr().map_err(bind_error("admin", admin))?;
+    let sockets = Sockets::bind(&shared.config, listen, admin, Inherited::default()).await?;
+    start_sockets(shared, sockets, grace, shutdown_tx, shutdown_rx, demo_addr).await
+}
+
+async fn start_sockets(
+    shared: Arc<Shared>,
+    sockets: Sockets,
+    grace: Duration,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    demo_addr: Option<SocketAddr>,
+) -> Result<Running, ServeError> {
+    let fds = sockets.fds();
+    let local = |l: &TcpListener, what| l.local_addr().map_err(bind_error(what, SocketAddr::from(([0, 0, 0, 0], 0))));
+    let proxy_addr = local(&sockets.proxy, "listen")?;
+    let admin_addr = local(&sockets.admin, "admin")?;
+    let tls_addr = sockets.tls.as_ref().map(|l| local(l, "tls")).transpose()?;
+    let redirect_addr = sockets.redirect.as_ref().map(|l| local(l, "redirect")).transpose()?;
+
+    let certs = match &shared.config.tls {
+        Some(tls) => {
+            let store = CertStore::load(tls, shared.metrics.clone())?;
+            tokio::spawn(store.clone().watch(shutdown_rx.clone()));
+            Some(store)
+        }
+        None => None,
+    };
+    let warden = Warden::new(shared.clone());
+    let caps = crate::proxy::server::caps_for(&warden);
+    if let (Some(l), Some(store)) = (sockets.redirect, &certs) {
+        let listen = &shared.config.listen;
+        let app = Arc::new(HttpServer::new_app(Redirect::new(store.clone(), listen.redirect_https_port)));
+        tokio::spawn(serve_app_capped(l, app, shutdown_rx.clone(), grace, Some(caps.clone()), None));
+    }
+    let tls = match (sockets.tls, &certs) {
+        (Some(l), Some(store)) => {
+            let config =
+                store.server_config(shared.config.http2.enabled).map_err(|e| ServeError::TlsConfig(e.to_string()))?;
+            Some((l, Arc::new(TlsAcceptor::new(config))))
+        }
+        _ => None,
+    };
 
     let admin_app = Arc::new(HttpServer::new_app(Admin::new(shared.clone())));
-    tokio::spawn(serve_app(admin_l, admin_app, shutdown_rx.clone(), grace));
+    tokio::spawn(serve_app(sockets.admin, admin_app, shutdown_rx.clone(), grace));
     tokio::spawn(crate::reload::watch_rules(
         shared.config.rules.clone(),
         shared.clone(),
         Duration::from_secs(2),
         shutdown_rx.clone(),
     ));
-    let warden = Warden::new(shared.clone());
-    let done = tokio::spawn(crate::proxy::server::run(proxy_l, warden, shutdown_rx, grace));
-    Ok(Running { proxy_addr, admin_addr, demo_addr, shared, shutdown: shutdown_tx, done })
+    let listeners = ProxyListeners { plain: sockets.proxy, tls };
+    let done = tokio::spawn(crate::proxy::server::run(listeners, warden, shutdown_rx, grace));
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        tls_addr,
+        redirect_addr,
+        sockets: fds,
+        demo_addr,
+        shared,
+        shutdown: shutdown_tx,
+        done,
+    })
 }
 
 /// Runs until SIGTERM/SIGINT, printing where to look.
@@ -232,7 +353,23 @@ pub fn main(o: Overrides) -> std::process::ExitCode {
         }
     };
     rt.block_on(async move {
-        let running = match start(cfg).await {
+        let inherited = if o.upgrade {
+            let path = cfg.listen.upgrade_socket.clone();
+            match tokio::task::spawn_blocking(move || crate::handoff::receive(&path)).await {
+                Ok(Ok(sockets)) => sockets,
+                Ok(Err(e)) => {
+                    eprintln!("{e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("upgrade: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        } else {
+            Inherited::default()
+        };
+        let running = match start_inheriting(cfg, inherited).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{e}");
@@ -253,10 +390,27 @@ pub fn main(o: Overrides) -> std::process::ExitCode {
             }
             None => println!("tagwarden listening on http://{p}/ (admin http://{a}/metrics)"),
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = crate::reload::next_signal(&mut term) => {}
-            _ = tokio::signal::ctrl_c() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut quit = signal(SignalKind::quit()).ok();
+        loop {
+            tokio::select! {
+                _ = crate::reload::next_signal(&mut term) => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = crate::reload::next_signal(&mut quit) => {
+                    // Upgrade: hand the sockets over, then drain like SIGTERM. If no new
+                    // process takes them, keep serving: a stray SIGQUIT must not take the site down.
+                    let (path, fds) = (running.shared.config.listen.upgrade_socket.clone(), running.sockets.clone());
+                    match tokio::task::spawn_blocking(move || crate::handoff::send(&path, &fds)).await {
+                        Ok(Ok(_)) => {
+                            tracing::info!("listening sockets handed to the new process");
+                            break;
+                        }
+                        Ok(Err(e)) => tracing::error!(error = %e, "upgrade hand-off failed; still serving"),
+                        Err(e) => tracing::error!(error = %e, "upgrade hand-off failed; still serving"),
+                    }
+                }
+            }
         }
         tracing::info!("shutting down: draining in-flight requests");
         let _ = running.shutdown.send(true);

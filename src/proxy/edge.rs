@@ -48,6 +48,11 @@ fn raw_request_line_is_strict(head: &[u8]) -> bool {
         || (target == b"*" && method == b"OPTIONS")
 }
 
+/// Whether the client connection is TLS (terminated here).
+pub(super) fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
 impl Warden {
     /// Edge limits and request-smuggling shapes, before anything else runs.
     pub(super) fn check_request_head(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<()> {
@@ -161,10 +166,15 @@ impl Warden {
         self.shared.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
+    /// The page's address as the browser sees it: `https` when the client
+    /// connection is TLS (or a trusted proxy says so); the host from `Host`, or
+    /// from the HTTP/2 `:authority`.
     pub(super) fn page_url(&self, session: &Session, client_ip: Option<IpAddr>) -> Option<url::Url> {
         let req = session.req_header();
-        let host = header_str(req, "host").map(str::to_string).or_else(|| req.uri.host().map(str::to_string))?;
+        let host =
+            header_str(req, "host").map(str::to_string).or_else(|| req.uri.authority().map(|a| a.to_string()))?;
         let proto = match client_ip {
+            _ if is_tls(session) => "https",
             Some(ip) if self.is_trusted(ip) => header_str(req, "x-forwarded-proto").unwrap_or("http"),
             _ => "http",
         };

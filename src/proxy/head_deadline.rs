@@ -4,7 +4,9 @@
 //! (slowloris). pingora's own read timeout is per read, so one byte a minute
 //! keeps a connection forever; this wrapper around the client stream bounds
 //! the whole head. Later requests on a keep-alive connection are bounded by the
-//! idle timeout.
+//! idle timeout. Over TLS it wraps the decrypted stream (the handshake has its
+//! own deadline in the accept loop); an HTTP/2 connection is not wrapped (its
+//! frames have no blank line) — h2c's preface ends with one, so it disarms.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,9 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::protocols::l4::stream::Stream;
 use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, TimingDigest, UniqueID,
-    UniqueIDType,
+    ALPN, GetProxyDigest, GetSocketDigest, GetTimingDigest, IO, Peek, Shutdown, SocketDigest, Ssl, TimingDigest,
+    UniqueID, UniqueIDType,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -26,8 +29,8 @@ use crate::metrics::{Metrics, Rejection};
 /// A client stream whose reads fail with `TimedOut` once the deadline passes
 /// before the first request head has ended.
 #[derive(Debug)]
-pub struct HeadDeadline {
-    inner: Stream,
+pub struct HeadDeadline<S = Stream> {
+    inner: S,
     /// `None` once the head has ended.
     deadline: Option<Pin<Box<Sleep>>>,
     /// The last bytes read, to find `\r\n\r\n` (or `\n\n`) across reads.
@@ -36,8 +39,8 @@ pub struct HeadDeadline {
     metrics: Metrics,
 }
 
-impl HeadDeadline {
-    pub fn new(inner: Stream, timeout: Duration, metrics: Metrics) -> HeadDeadline {
+impl<S: IO> HeadDeadline<S> {
+    pub fn new(inner: S, timeout: Duration, metrics: Metrics) -> HeadDeadline<S> {
         HeadDeadline {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
@@ -61,7 +64,7 @@ impl HeadDeadline {
     }
 }
 
-impl AsyncRead for HeadDeadline {
+impl<S: IO> AsyncRead for HeadDeadline<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
@@ -90,7 +93,7 @@ impl AsyncRead for HeadDeadline {
     }
 }
 
-impl AsyncWrite for HeadDeadline {
+impl<S: IO> AsyncWrite for HeadDeadline<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -104,36 +107,48 @@ impl AsyncWrite for HeadDeadline {
     }
 }
 
-// === the pingora stream traits, forwarded to the TCP stream ===
+// === the pingora stream traits, forwarded to the inner stream ===
 
 #[async_trait]
-impl Shutdown for HeadDeadline {
+impl<S: IO> Shutdown for HeadDeadline<S> {
     async fn shutdown(&mut self) {
         self.inner.shutdown().await;
     }
 }
 
-impl UniqueID for HeadDeadline {
+impl<S: IO> UniqueID for HeadDeadline<S> {
     fn id(&self) -> UniqueIDType {
         self.inner.id()
     }
 }
 
-impl Ssl for HeadDeadline {}
+impl<S: IO> Ssl for HeadDeadline<S> {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
 
-impl GetTimingDigest for HeadDeadline {
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl<S: IO> GetTimingDigest for HeadDeadline<S> {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
         self.inner.get_timing_digest()
     }
 }
 
-impl GetProxyDigest for HeadDeadline {
+impl<S: IO> GetProxyDigest for HeadDeadline<S> {
     fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
         self.inner.get_proxy_digest()
     }
 }
 
-impl GetSocketDigest for HeadDeadline {
+impl<S: IO> GetSocketDigest for HeadDeadline<S> {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
         self.inner.get_socket_digest()
     }
@@ -144,4 +159,8 @@ impl GetSocketDigest for HeadDeadline {
 }
 
 #[async_trait]
-impl Peek for HeadDeadline {}
+impl<S: IO> Peek for HeadDeadline<S> {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}

@@ -21,10 +21,12 @@ mod head_deadline;
 mod html;
 mod links;
 mod rate;
+pub mod redirect;
 mod report;
 mod scrub;
 pub mod server;
 mod shim;
+pub mod tls;
 mod vendor;
 mod vendor_body;
 
@@ -118,6 +120,8 @@ pub struct Warden {
     pub reports: Arc<ReportLimiter>,
     /// Rate limit for the first-party vendor path, per client IP (`[limits] vendor_*`).
     pub vendor_rate: Arc<ClientRateLimiter>,
+    /// `Strict-Transport-Security` for responses over TLS (`[tls] hsts_*`).
+    hsts: Option<String>,
 }
 
 impl Warden {
@@ -125,7 +129,8 @@ impl Warden {
         let l = &shared.config.limits;
         let vendor_rate =
             ClientRateLimiter::new(l.vendor_requests_per_second, l.vendor_burst, l.vendor_rate_max_clients);
-        Warden { shared, reports: Arc::new(ReportLimiter::default()), vendor_rate: Arc::new(vendor_rate) }
+        let hsts = shared.config.tls.as_ref().and_then(|t| t.hsts_header());
+        Warden { shared, reports: Arc::new(ReportLimiter::default()), vendor_rate: Arc::new(vendor_rate), hsts }
     }
 }
 
@@ -293,6 +298,12 @@ impl ProxyHttp for Warden {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        if let Some(hsts) = &self.hsts
+            && edge::is_tls(session)
+            && !resp.headers.contains_key("strict-transport-security")
+        {
+            resp.insert_header("strict-transport-security", hsts.as_str())?;
+        }
         if let Target::Vendor { vendor, .. } = ctx.target {
             vendor::filter_vendor_response(resp)?;
             if let Some(site) = &ctx.page_url {

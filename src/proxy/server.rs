@@ -1,7 +1,9 @@
 //! Running the listeners: our own accept loop over an already-bound listener (so
 //! tests bind `127.0.0.1:0` and run in-process), each connection handed to a
-//! pingora app (the proxy's HTTP/1 engine, or a `ServeHttp` app), and a bounded
-//! graceful drain on shutdown.
+//! pingora app (the proxy's HTTP engine, or a `ServeHttp` app), and a bounded
+//! graceful drain on shutdown. On the TLS listener the handshake runs in the
+//! connection's task under the request-head deadline, and the app picks HTTP/2
+//! or HTTP/1.1 by the ALPN result (`ServerApp::process_new`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,9 +12,10 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::l4::stream::Stream;
-use pingora::protocols::{GetSocketDigest, SocketDigest};
+use pingora::protocols::{ALPN, GetSocketDigest, SocketDigest, Ssl};
 use pingora::server::configuration::ServerConf;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -22,17 +25,72 @@ use super::Warden;
 use super::head_deadline::HeadDeadline;
 use crate::metrics::{Metrics, Rejection};
 
-/// Serves `warden` on `listener` until `shutdown` turns true, then stops
+/// The TLS side of a listener: the handshake's rustls config (certificates by
+/// SNI from [`super::tls::CertStore`], ALPN).
+pub struct TlsAcceptor(Acceptor);
+
+impl TlsAcceptor {
+    pub fn new(config: tokio_rustls::rustls::ServerConfig) -> TlsAcceptor {
+        TlsAcceptor(Acceptor::from_server_config(Arc::new(config)))
+    }
+}
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsAcceptor")
+    }
+}
+
+/// The proxy's client listeners: plain HTTP (HTTP/1.1, and h2c when
+/// `[listen] h2c`), and TLS (ALPN `h2`/`http/1.1`) when configured.
+#[derive(Debug)]
+pub struct ProxyListeners {
+    pub plain: TcpListener,
+    pub tls: Option<(TcpListener, Arc<TlsAcceptor>)>,
+}
+
+/// Serves `warden` on its listeners until `shutdown` turns true, then stops
 /// accepting, tells keep-alive connections to close after their current
-/// request, and waits up to `grace` for in-flight requests.
-pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
+/// request (HTTP/2: GOAWAY), and waits up to `grace` for in-flight requests.
+/// Both listeners share the connection caps.
+pub async fn run(listeners: ProxyListeners, warden: Warden, shutdown: watch::Receiver<bool>, grace: Duration) {
+    let caps = caps_for(&warden);
+    let cfg = &warden.shared.config;
+    let mut options = HttpServerOptions::default();
+    options.h2c = cfg.listen.h2c;
+    options.h2_idle_timeout = Some(Duration::from_secs(cfg.limits.idle_timeout_seconds));
+    let h2 = h2_options(&cfg.http2);
+    let mut proxy = pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden);
+    proxy.server_options = Some(options);
+    proxy.h2_options = Some(h2);
+    let app = Arc::new(proxy);
+    let plain = serve_app_capped(listeners.plain, app.clone(), shutdown.clone(), grace, Some(caps.clone()), None);
+    match listeners.tls {
+        Some((l, acceptor)) => {
+            let tls = serve_app_capped(l, app, shutdown, grace, Some(caps), Some(acceptor));
+            tokio::join!(plain, tls);
+        }
+        None => plain.await,
+    }
+}
+
+/// The proxy's connection caps from `[limits]`.
+pub fn caps_for(warden: &Warden) -> ConnectionCaps {
     let limits = &warden.shared.config.limits;
     let head_timeout = Duration::from_secs(limits.request_head_timeout_seconds);
     let metrics = warden.shared.metrics.clone();
-    let caps = ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics)
-        .trusting(warden.shared.trusted_proxies.clone());
-    let app = Arc::new(pingora::proxy::http_proxy(&Arc::new(ServerConf::default()), warden));
-    serve_app_capped(listener, app, shutdown, grace, Some(caps)).await;
+    ConnectionCaps::new(limits.max_connections, limits.max_connections_per_ip, head_timeout, metrics)
+        .trusting(warden.shared.trusted_proxies.clone())
+}
+
+/// HTTP/2 settings from `[http2]`, on pingora's bounded defaults.
+fn h2_options(c: &crate::config::Http2Config) -> pingora::protocols::http::v2::server::H2Options {
+    let mut o = pingora::protocols::http::v2::server::default_h2_options();
+    o.max_concurrent_streams(c.max_concurrent_streams)
+        .max_header_list_size(c.max_header_list_size)
+        .max_pending_accept_reset_streams(c.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(Some(c.max_local_error_reset_streams));
+    o
 }
 
 // === impl ConnectionCaps ===
@@ -45,7 +103,7 @@ pub async fn run(listener: TcpListener, warden: Warden, shutdown: watch::Receive
 /// Trusted proxies (`[listen] trusted_proxies`: the load balancer in front)
 /// carry many visitors on their connections, so the per-IP cap does not apply
 /// to them; the total cap still does.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConnectionCaps {
     total: usize,
     per_ip: usize,
@@ -127,16 +185,18 @@ pub async fn serve_app<A>(listener: TcpListener, app: Arc<A>, shutdown: watch::R
 where
     A: ServerApp + Send + Sync + 'static,
 {
-    serve_app_capped(listener, app, shutdown, grace, None).await;
+    serve_app_capped(listener, app, shutdown, grace, None, None).await;
 }
 
-/// [`serve_app`] with connection caps (the proxy listener's).
-async fn serve_app_capped<A>(
+/// [`serve_app`] with connection caps (the proxy's and the redirect
+/// listener's), and TLS when `tls` is given.
+pub async fn serve_app_capped<A>(
     listener: TcpListener,
     app: Arc<A>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
     caps: Option<ConnectionCaps>,
+    tls: Option<Arc<TlsAcceptor>>,
 ) where
     A: ServerApp + Send + Sync + 'static,
 {
@@ -158,13 +218,12 @@ async fn serve_app_capped<A>(
                 let fd = tcp.as_raw_fd();
                 let mut stream = Stream::from(tcp);
                 stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
-                let (app, rx) = (app.clone(), engine_rx.clone());
-                let io: pingora::protocols::Stream = match &caps {
-                    Some(c) => Box::new(HeadDeadline::new(stream, c.head_timeout, c.metrics.clone())),
-                    None => Box::new(stream),
-                };
+                let (app, rx, tls) = (app.clone(), engine_rx.clone(), tls.clone());
+                let deadline = caps.as_ref().map(|c| (c.head_timeout, c.metrics.clone()));
                 conns.spawn(async move {
-                    app.process_new(io, &rx).await;
+                    if let Some(io) = client_stream(stream, tls, deadline).await {
+                        app.process_new(io, &rx).await;
+                    }
                     drop(slot);
                 });
             }
@@ -183,6 +242,40 @@ async fn serve_app_capped<A>(
         tracing::warn!(remaining = conns.len(), "shutdown grace period over; closing remaining connections");
         conns.abort_all();
     }
+}
+
+/// The accepted connection as the app reads it: TLS-terminated when the
+/// listener is TLS (`None` when the handshake fails or misses the deadline),
+/// under the request-head deadline unless it is HTTP/2 over TLS.
+async fn client_stream(
+    tcp: Stream,
+    tls: Option<Arc<TlsAcceptor>>,
+    deadline: Option<(Duration, crate::metrics::Metrics)>,
+) -> Option<pingora::protocols::Stream> {
+    let Some(tls) = tls else {
+        return Some(match deadline {
+            Some((timeout, metrics)) => Box::new(HeadDeadline::new(tcp, timeout, metrics)),
+            None => Box::new(tcp),
+        });
+    };
+    let handshake_timeout = deadline.as_ref().map_or(Duration::from_secs(10), |(t, _)| *t);
+    let stream = match tokio::time::timeout(handshake_timeout, tls.0.tls_handshake(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake missed the request-head deadline");
+            return None;
+        }
+    };
+    Some(match (deadline, stream.selected_alpn_proto()) {
+        (Some((timeout, metrics)), alpn) if alpn != Some(ALPN::H2) => {
+            Box::new(HeadDeadline::new(stream, timeout, metrics))
+        }
+        _ => Box::new(stream),
+    })
 }
 
 /// First wait after a failed `accept`.

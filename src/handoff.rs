@@ -1,0 +1,81 @@
+//! Zero-downtime binary upgrade: the running process hands its listening
+//! sockets to its replacement, pingora's way (`pingora::server::Fds` over a
+//! Unix socket with `SCM_RIGHTS`).
+//!
+//! 1. Start the new binary with `tagwarden serve --upgrade …`. It binds
+//!    `[listen] upgrade_socket` and waits (up to ~5 s) for the sockets.
+//! 2. Send `SIGQUIT` to the old process. It sends every listening socket
+//!    (proxy, TLS, redirect, admin) over the Unix socket, then stops accepting
+//!    and drains its in-flight requests for up to `shutdown_grace_seconds`.
+//!
+//! Both processes hold the *same* listening sockets (one kernel accept queue
+//! each), so a connection is never refused or reset in between: until the old
+//! process stops accepting, either may take it; after, the new one does. This
+//! is unlike `SO_REUSEPORT` plus restart, where the connections queued on the
+//! closing socket are reset (unless `net.ipv4.tcp_migrate_req` is on).
+//!
+//! The upgrade socket should live in a directory only the service user can
+//! enter (`/run/tagwarden`, `RuntimeDirectory=` in the systemd unit): whoever
+//! can connect to it while an upgrade waits can hand the new process sockets.
+
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::Path;
+
+use pingora::server::Fds;
+
+/// The listeners a process hands over, by role.
+pub const ROLES: [&str; 4] = ["listen", "tls", "redirect", "admin"];
+
+/// Why a hand-off failed. Names the socket path, never request data.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    #[error("upgrade socket {path}: {message}")]
+    Transfer { path: String, message: String },
+    #[error("upgrade socket path {0} is not UTF-8 or longer than 100 bytes")]
+    Path(String),
+}
+
+fn socket_path(path: &Path) -> Result<&str, HandoffError> {
+    path.to_str().filter(|p| p.len() <= 100).ok_or_else(|| HandoffError::Path(path.display().to_string()))
+}
+
+/// Sends `sockets` (role, listening fd) to a process waiting in `serve --upgrade`.
+/// Blocking: retries for a few seconds while nobody listens.
+pub fn send(path: &Path, sockets: &[(&'static str, RawFd)]) -> Result<usize, HandoffError> {
+    let p = socket_path(path)?;
+    let mut fds = Fds::new();
+    for (role, fd) in sockets {
+        fds.add((*role).to_string(), *fd);
+    }
+    fds.send_to_sock(p).map_err(|e| HandoffError::Transfer { path: p.to_string(), message: e.to_string() })
+}
+
+/// Waits on `path` for the old process's sockets (blocking, ~5 s at most) and
+/// takes ownership of them.
+pub fn receive(path: &Path) -> Result<HashMap<&'static str, std::net::TcpListener>, HandoffError> {
+    let p = socket_path(path)?;
+    let mut fds = Fds::new();
+    fds.get_from_sock(p).map_err(|e| HandoffError::Transfer { path: p.to_string(), message: e.to_string() })?;
+    let mut out = HashMap::new();
+    for role in ROLES {
+        if let Some(fd) = fds.get(role) {
+            let listener = adopt(*fd);
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| HandoffError::Transfer { path: p.to_string(), message: format!("{role}: {e}") })?;
+            out.insert(role, listener);
+        }
+    }
+    Ok(out)
+}
+
+/// Takes ownership of a listening socket received with `SCM_RIGHTS`.
+#[allow(unsafe_code)]
+fn adopt(fd: RawFd) -> std::net::TcpListener {
+    // SAFETY: `fd` was just installed in this process by recvmsg(SCM_RIGHTS) in
+    // `Fds::get_from_sock`; nothing else in the process knows it, owns it or
+    // closes it, and the sender only ever sends listening TCP sockets. This is
+    // the one `unsafe` block in the crate (`unsafe_code = "deny"` elsewhere).
+    unsafe { std::net::TcpListener::from_raw_fd(fd) }
+}
