@@ -79,3 +79,42 @@ fn adopt(fd: RawFd) -> std::net::TcpListener {
     // the one `unsafe` block in the crate (`unsafe_code = "deny"` elsewhere).
     unsafe { std::net::TcpListener::from_raw_fd(fd) }
 }
+
+/// Tells the service manager about a state change (`READY=1`, `MAINPID=…`,
+/// `STOPPING=1`): systemd's `sd_notify` protocol, one datagram to
+/// `$NOTIFY_SOCKET`. Nothing happens without that variable (not under a
+/// `Type=notify` unit), and a failure only logs: a manager that is not
+/// listening must not stop the proxy.
+pub fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sent = (|| {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = path.as_encoded_bytes();
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(state.as_bytes(), &addr)
+            }
+            None => sock.send_to(state.as_bytes(), &path),
+        }
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Starts this binary again, from the path it was started by (after a package
+/// upgrade that is the new file; `/proc/self/exe` would still name the old,
+/// deleted one), with the same arguments and `--upgrade`.
+pub fn spawn_successor() -> std::io::Result<std::process::Child> {
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "tagwarden".into());
+    let mut rest: Vec<std::ffi::OsString> = args.filter(|a| a != "--upgrade").collect();
+    if !rest.iter().any(|a| a == "serve") {
+        // `tagwarden` alone is `tagwarden serve`.
+        rest.insert(0, "serve".into());
+    }
+    rest.push("--upgrade".into());
+    std::process::Command::new(program).args(rest).spawn()
+}

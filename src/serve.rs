@@ -330,6 +330,30 @@ async fn start_sockets(
     })
 }
 
+/// Sends the listening sockets to the process waiting in `serve --upgrade`;
+/// whether it took them. With `successor` (the pid we started), systemd is told
+/// it is the main process now, before this one starts draining and exits.
+async fn hand_over(running: &Running, successor: Option<u32>) -> bool {
+    let (path, fds) = (running.shared.config.listen.upgrade_socket.clone(), running.sockets.clone());
+    match tokio::task::spawn_blocking(move || crate::handoff::send(&path, &fds)).await {
+        Ok(Ok(_)) => {
+            if let Some(pid) = successor {
+                crate::handoff::notify(&format!("MAINPID={pid}\n"));
+            }
+            tracing::info!("listening sockets handed to the new process; draining");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "upgrade hand-off failed; still serving");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "upgrade hand-off failed; still serving");
+            false
+        }
+    }
+}
+
 /// Runs until SIGTERM/SIGINT, printing where to look.
 pub fn main(o: Overrides) -> std::process::ExitCode {
     crate::telemetry::init();
@@ -393,26 +417,37 @@ pub fn main(o: Overrides) -> std::process::ExitCode {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).ok();
         let mut quit = signal(SignalKind::quit()).ok();
-        loop {
+        let mut usr2 = signal(SignalKind::user_defined2()).ok();
+        crate::handoff::notify(&format!("READY=1\nMAINPID={}\n", std::process::id()));
+        let handed_over = loop {
             tokio::select! {
-                _ = crate::reload::next_signal(&mut term) => break,
-                _ = tokio::signal::ctrl_c() => break,
+                _ = crate::reload::next_signal(&mut term) => break false,
+                _ = tokio::signal::ctrl_c() => break false,
+                // Upgrade: a new process waits in `serve --upgrade` (SIGQUIT), or we start it
+                // (SIGUSR2: the binary at the same path, same arguments). Hand it the sockets,
+                // then drain like SIGTERM. If nobody takes them, keep serving: a stray signal
+                // must not take the site down.
                 _ = crate::reload::next_signal(&mut quit) => {
-                    // Upgrade: hand the sockets over, then drain like SIGTERM. If no new
-                    // process takes them, keep serving: a stray SIGQUIT must not take the site down.
-                    let (path, fds) = (running.shared.config.listen.upgrade_socket.clone(), running.sockets.clone());
-                    match tokio::task::spawn_blocking(move || crate::handoff::send(&path, &fds)).await {
-                        Ok(Ok(_)) => {
-                            tracing::info!("listening sockets handed to the new process");
-                            break;
+                    if hand_over(&running, None).await {
+                        break true;
+                    }
+                }
+                _ = crate::reload::next_signal(&mut usr2) => {
+                    match crate::handoff::spawn_successor() {
+                        Ok(child) => {
+                            if hand_over(&running, Some(child.id())).await {
+                                break true;
+                            }
                         }
-                        Ok(Err(e)) => tracing::error!(error = %e, "upgrade hand-off failed; still serving"),
-                        Err(e) => tracing::error!(error = %e, "upgrade hand-off failed; still serving"),
+                        Err(e) => tracing::error!(error = %e, "upgrade: cannot start the new binary; still serving"),
                     }
                 }
             }
-        }
+        };
         tracing::info!("shutting down: draining in-flight requests");
+        if !handed_over {
+            crate::handoff::notify("STOPPING=1\n");
+        }
         let _ = running.shutdown.send(true);
         let _ = running.done.await;
         std::process::ExitCode::SUCCESS
