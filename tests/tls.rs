@@ -475,3 +475,53 @@ async fn the_redirect_listener_sends_covered_hosts_to_https_and_nothing_to_the_o
     assert_eq!(origin.count(), 0);
     let _ = running.shutdown.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_negotiates_h2_and_gets_the_rewritten_page() {
+    let pki = Pki::new();
+    let origin = TestServer::fixed(chunked_response("200 OK", &[("content-type", "text/html")], &page(), 4096)).await;
+    let running = start(&origin, tls_config(vec![pki.issue("clinic", &["clinic.example"])]), |_| {}).await;
+    let port = running.tls_addr.unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let (profile, netlog) = (dir.path().join("profile"), dir.path().join("netlog.json"));
+    let args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        // The test CA is not in Chromium's store; ALPN and the protocol are what is checked here.
+        "--ignore-certificate-errors".into(),
+        "--host-resolver-rules=MAP clinic.example 127.0.0.1".into(),
+        format!("--user-data-dir={}", profile.display()),
+        format!("--log-net-log={}", netlog.display()),
+        "--dump-dom".into(),
+        format!("https://clinic.example:{port}/conditions/diabetes"),
+    ];
+    let out =
+        tokio::task::spawn_blocking(move || std::process::Command::new("chromium").args(&args).output()).await.unwrap();
+    let out = match out {
+        Ok(out) => out,
+        Err(_) => {
+            assert!(std::env::var_os("TAGWARDEN_REQUIRE_TOOLS").is_none(), "chromium is not installed");
+            return eprintln!("skipped: chromium is not installed");
+        }
+    };
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("end of page"), "Chromium did not get the page: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!dom.contains("facebook"), "a tracker reached Chromium");
+    // The net log: an HTTP2_SESSION event for our host means ALPN chose h2.
+    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(&netlog).unwrap()).unwrap();
+    let h2_session = log["constants"]["logEventTypes"]["HTTP2_SESSION"].as_u64().expect("event type id");
+    let sessions: Vec<&serde_json::Value> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_u64() == Some(h2_session))
+        .filter(|e| e["params"]["host"].as_str().is_some_and(|h| h.contains("clinic.example")))
+        .collect();
+    assert!(!sessions.is_empty(), "Chromium did not open an HTTP/2 session to the proxy");
+    let _ = running.shutdown.send(true);
+}
