@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod evidence;
+pub use evidence::{DecisionLogConfig, InventoryConfig, MAX_INVENTORY_ENTRIES};
+
 /// The whole file. A missing key takes its value from [`Config::default`], so the
 /// empty file, `Config::default()` and the command line without `--config` agree.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +29,8 @@ pub struct Config {
     pub vendors: VendorsConfig,
     /// Rules directory. Default `rules`.
     pub rules: PathBuf,
+    pub inventory: InventoryConfig,
+    pub decision_log: DecisionLogConfig,
 }
 
 impl Default for Config {
@@ -38,6 +43,8 @@ impl Default for Config {
             rewrite: RewriteConfig::default(),
             vendors: VendorsConfig::default(),
             rules: PathBuf::from("rules"),
+            inventory: InventoryConfig::default(),
+            decision_log: DecisionLogConfig::default(),
         }
     }
 }
@@ -410,6 +417,7 @@ impl Config {
                 ));
             }
         }
+        self.inventory.validate().map_err(|(key, message)| invalid(key, message))?;
         for p in &self.listen.trusted_proxies {
             parse_trusted_proxy(p)
                 .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;

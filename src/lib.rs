@@ -11,6 +11,7 @@
 //! - [`admin`], [`demo`]: pingora `ServeHttp` apps on the proxy's accept loop ([`respond`] builds their responses)
 //! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`decision_log`] (PHI-free JSON lines per document)
 //! - [`diff`]: a rule change's effect on saved pages (`tagwarden diff`)
+//! - [`inventory`]: the live third-party inventory and vendor asset hashes (`/inventory`)
 //! - [`cli`]: `tagwarden check | rewrite | diff | serve`
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod csp;
 pub mod decision_log;
 pub mod demo;
 pub mod diff;
+pub mod inventory;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -16,7 +16,7 @@ use pingora::apps::http_app::HttpServer;
 use crate::admin::Admin;
 use crate::demo::DemoOrigin;
 use crate::proxy::server::serve_app;
-use crate::proxy::{CaFileError, Origin, Shared, Warden, load_ca_file};
+use crate::proxy::{CaFileError, Origin, Shared, SharedError, Warden, load_ca_file};
 use crate::rules::RuleErrors;
 
 /// Command-line overrides for the config file.
@@ -52,6 +52,9 @@ pub enum ServeError {
         #[source]
         source: CaFileError,
     },
+    /// `[inventory] file` or `[decision_log] file` cannot be opened.
+    #[error(transparent)]
+    Evidence(#[from] crate::proxy::EvidenceError),
     /// The demo's mock vendor could not start.
     #[error("demo vendor: {0}")]
     DemoVendor(String),
@@ -173,10 +176,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServeError> {
         }
     };
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_seconds);
-    let shared = Arc::new(
-        Shared::new(policy, cfg.clone(), origin)
-            .map_err(|source| ServeError::CaFile { key: "vendors.ca_file", source })?,
-    );
+    let shared = Arc::new(Shared::new(policy, cfg.clone(), origin).map_err(|e| match e {
+        SharedError::CaFile(source) => ServeError::CaFile { key: "vendors.ca_file", source },
+        SharedError::Evidence(e) => ServeError::Evidence(e),
+    })?);
     start_with(shared, cfg.listen.address, cfg.admin.address, grace, shutdown_tx, shutdown_rx, demo_addr).await
 }
 

@@ -17,6 +17,7 @@
 pub mod codec;
 mod edge;
 pub mod egress;
+pub mod evidence;
 mod head_deadline;
 mod html;
 mod links;
@@ -41,6 +42,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 pub use egress::{CaFileError, VendorEgress, load_ca_file};
+pub use evidence::{Evidence, EvidenceError};
 pub use html::{HtmlPipeline, charset_of, is_html};
 pub use rate::ClientRateLimiter;
 pub use report::{MAX_REPORT_BYTES, ReportLimiter};
@@ -75,6 +77,19 @@ pub struct Shared {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where vendor hosts connect (`[vendors] resolve`, DNS, `ca_file`).
     pub egress: VendorEgress,
+    /// The third-party inventory, vendor asset hashes and the evidence files.
+    pub evidence: Evidence,
+}
+
+/// Why [`Shared::new`] failed: a file the config names cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    /// `[vendors] ca_file`.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    /// `[inventory] file` or `[decision_log] file`.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
 }
 
 impl Origin {
@@ -99,14 +114,17 @@ impl Shared {
     /// Shared state for a proxy: the rules' metrics set, trusted proxies from
     /// `config`, first-party vendors reached over TLS as `[vendors]` says (pins
     /// from `resolve`, else DNS and port 443; `ca_file` or the system roots).
-    /// Fails only on a `[vendors] ca_file` that cannot be used.
-    pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, CaFileError> {
+    /// Fails only on a `[vendors] ca_file`, `[inventory] file` or `[decision_log] file`
+    /// that cannot be used.
+    pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, SharedError> {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
+        metrics.vendors_loaded(policy.vendors.iter().map(|v| v.id.as_str()));
         let trusted_proxies =
             config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_trusted_proxy(p)).collect();
         let egress = VendorEgress::from_config(&config.vendors)?;
-        Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress })
+        let evidence = Evidence::open(&config)?;
+        Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress, evidence })
     }
 }
 
