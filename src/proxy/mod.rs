@@ -21,6 +21,7 @@ pub mod evidence;
 mod head_deadline;
 mod html;
 mod links;
+mod pinned;
 mod rate;
 mod report;
 mod scrub;
@@ -136,6 +137,8 @@ pub struct Warden {
     pub reports: Arc<ReportLimiter>,
     /// Rate limit for the first-party vendor path, per client IP (`[limits] vendor_*`).
     pub vendor_rate: Arc<ClientRateLimiter>,
+    /// Connections for pinned vendor assets, fetched whole (`[first_party] pin`).
+    pinned: Arc<pinned::PinnedConnector>,
 }
 
 impl Warden {
@@ -143,7 +146,12 @@ impl Warden {
         let l = &shared.config.limits;
         let vendor_rate =
             ClientRateLimiter::new(l.vendor_requests_per_second, l.vendor_burst, l.vendor_rate_max_clients);
-        Warden { shared, reports: Arc::new(ReportLimiter::default()), vendor_rate: Arc::new(vendor_rate) }
+        Warden {
+            shared,
+            reports: Arc::new(ReportLimiter::default()),
+            vendor_rate: Arc::new(vendor_rate),
+            pinned: Arc::new(pinned::PinnedConnector::default()),
+        }
     }
 }
 
@@ -311,17 +319,26 @@ impl ProxyHttp for Warden {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        if let Target::Vendor { vendor, .. } = ctx.target {
+        if let Target::Vendor { vendor, host, path_and_query } = &ctx.target {
             vendor::filter_vendor_response(resp)?;
+            // A HEAD answer has no body to hash (its empty hash would read as a change).
+            let script = session.req_header().method == http::Method::GET
+                && vendor_body::is_script_or_style(resp.headers.get("content-type").and_then(|v| v.to_str().ok()));
             if let Some(site) = &ctx.page_url {
                 let policy = ctx.policy.clone();
+                let v = policy.vendor(*vendor);
+                let path = path_and_query.split('?').next().unwrap_or_default();
+                let asset = (v.id.clone(), host.clone(), path.to_string());
                 ctx.vendor_response = vendor_body::VendorBodyPipeline::start(
                     resp,
                     site,
                     &policy.prefix,
-                    policy.vendor(vendor),
+                    v,
                     ctx.accept_encoding.as_deref(),
                 )?;
+                if let Some(p) = ctx.vendor_response.as_mut().filter(|_| script) {
+                    p.hash_as(asset);
+                }
             }
             return Ok(());
         }
@@ -347,7 +364,7 @@ impl ProxyHttp for Warden {
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Duration>> {
         match ctx.vendor_response.as_mut() {
-            Some(p) => vendor_body::rewrite_vendor_body(p, body, end)?,
+            Some(p) => vendor_body::rewrite_vendor_body(p, body, end, &self.shared)?,
             None => self.rewrite_body(body, end, ctx)?,
         }
         Ok(None)
@@ -356,7 +373,7 @@ impl ProxyHttp for Warden {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
-            ErrorType::Custom(vendor::REFUSED_ADDRESS) => 502,
+            ErrorType::Custom(vendor::REFUSED_ADDRESS | pinned::REFUSED_PIN) => 502,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
@@ -369,7 +386,7 @@ impl ProxyHttp for Warden {
                 _ => 500,
             },
         };
-        let refused = matches!(e.etype(), ErrorType::Custom(vendor::REFUSED_ADDRESS));
+        let refused = matches!(e.etype(), ErrorType::Custom(vendor::REFUSED_ADDRESS | pinned::REFUSED_PIN));
         if let Target::Vendor { vendor, .. } = ctx.target
             && code >= 500
             && !refused
