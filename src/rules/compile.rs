@@ -394,7 +394,7 @@ fn compile_pins(file: &SourceFile, pins: &[PinSection], errors: &mut Vec<RuleErr
                 None => errors.push(file.error_at(
                     h.span(),
                     format!(
-                        "first_party.pin[{i}].sha256[{j}]: `{}` is not `sha256-` and the base64 of 32 bytes",
+                        "first_party.pin[{i}].sha256[{j}]: `{}` is not `sha256-<base64 of a 32-byte digest>`",
                         h.get_ref()
                     ),
                 )),
