@@ -129,6 +129,12 @@ label_enum! {
     }
 }
 
+impl AssetRefusal {
+    /// Every reason, to start the counters at 0.
+    pub const ALL: [AssetRefusal; 4] =
+        [AssetRefusal::NotPinned, AssetRefusal::TooLarge, AssetRefusal::Unverifiable, AssetRefusal::Redirect];
+}
+
 label_enum! {
     /// `sink` of `evidence_write_errors_total`.
     EvidenceSink { DecisionLog => "decision_log", Inventory => "inventory" }
@@ -463,11 +469,17 @@ impl Metrics {
         self.evidence_write_errors.with_label_values(&[sink.as_str()]).inc();
     }
 
-    /// Starts the per-vendor counters of the loaded rules at 0, so a first change or
-    /// refusal is an increase Prometheus can see (a series born at 1 is not).
-    pub fn vendors_loaded<'a>(&self, ids: impl Iterator<Item = &'a str>) {
-        for id in ids {
-            self.vendor_asset_changes.with_label_values(&[id]);
+    /// Starts the per-vendor asset counters of the loaded rules at 0 (refusals: for
+    /// vendors that pin), so a first change or refusal is an increase Prometheus can
+    /// see (a series born at 1 is not).
+    pub fn vendors_loaded(&self, policy: &crate::policy::Policy) {
+        for v in &policy.vendors {
+            self.vendor_asset_changes.with_label_values(&[v.id.as_str()]);
+            if !v.pins.is_empty() {
+                for reason in AssetRefusal::ALL {
+                    self.vendor_assets_refused.with_label_values(&[v.id.as_str(), reason.as_str()]);
+                }
+            }
         }
     }
 

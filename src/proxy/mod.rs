@@ -120,7 +120,7 @@ impl Shared {
     pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, SharedError> {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
-        metrics.vendors_loaded(policy.vendors.iter().map(|v| v.id.as_str()));
+        metrics.vendors_loaded(&policy);
         let trusted_proxies =
             config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_trusted_proxy(p)).collect();
         let egress = VendorEgress::from_config(&config.vendors)?;
