@@ -5,7 +5,10 @@
 //! compliance evidence without becoming a record of who read which page.
 //!
 //! [`DocumentRecord`] is pure (built from the page context and the rewriter's
-//! findings); [`DecisionLog`] appends records to a file.
+//! findings, at once or chunk by chunk); [`DecisionLog`] appends records to a file.
+//! With `[decision_log] file` set, the proxy's HTML pipeline keeps one record per
+//! document and writes it when the document ends (`proxy::evidence`); a document
+//! that aborts or is abandoned has no record.
 
 use std::collections::BTreeMap;
 use std::io::Write;

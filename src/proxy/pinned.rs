@@ -97,12 +97,13 @@ impl Warden {
         let connect = Duration::from_secs(vendors.connect_timeout_seconds);
         peer.options.connection_timeout = Some(connect);
         peer.options.total_connection_timeout = Some(connect * 2);
-        let (mut http, _reused) = self.pinned.0.get_http_session(&peer).await?;
+        // The vendor's failures are upstream errors (502, or 504 on a timeout), as on the streaming path.
+        let (mut http, _reused) = self.pinned.0.get_http_session(&peer).await.map_err(|e| e.into_up())?;
         http.read_timeout = Some(Duration::from_secs(vendors.read_timeout_seconds));
         http.write_timeout = Some(Duration::from_secs(vendors.write_timeout_seconds));
-        http.write_request_header(Box::new(up)).await?;
-        http.finish_body().await?;
-        http.read_response().await?;
+        http.write_request_header(Box::new(up)).await.map_err(|e| e.into_up())?;
+        http.finish_body().await.map_err(|e| e.into_up())?;
+        http.read_response().await.map_err(|e| e.into_up())?;
         let mut resp = http.resp_header().cloned().ok_or_else(|| status_error(502))?;
         let status = resp.status.as_u16();
         if (300..400).contains(&status) {
@@ -113,7 +114,7 @@ impl Warden {
             return Err(refuse(AssetRefusal::TooLarge));
         }
         let mut raw = Vec::new();
-        while let Some(chunk) = http.read_body_bytes().await? {
+        while let Some(chunk) = http.read_body_bytes().await.map_err(|e| e.into_up())? {
             if raw.len() + chunk.len() > MAX_PINNED_BYTES {
                 return Err(refuse(AssetRefusal::TooLarge));
             }
