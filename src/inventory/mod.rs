@@ -12,7 +12,8 @@
 //! with the fewest references (an `unknown` one before any a vendor rule names,
 //! then the one seen longest ago) is folded into the `other` bucket, so pages full
 //! of random hosts churn among the rare entries while the third parties real
-//! traffic carries stay. Reset on restart.
+//! traffic carries stay; one call folds at most [`MAX_FOLDS_PER_RECORD`] entries
+//! (the rest of a flood is counted straight into `other`). Reset on restart.
 //!
 //! Script-change detection for first-party vendor assets lives in [`assets`];
 //! `/inventory` on the admin listener shows both ([`Inventory::to_json`]).
@@ -35,6 +36,10 @@ use crate::policy::{Finding, Outcome, Reason};
 
 /// Default `[inventory] max_entries`.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000;
+/// Entries one [`Inventory::record`] call may fold into `other` to make room; new
+/// entries beyond it go straight into `other`. Each fold scans the table, so this
+/// bounds the time one hostile chunk (thousands of made-up hosts) holds the lock.
+pub const MAX_FOLDS_PER_RECORD: u64 = 32;
 /// The `domain` of an inline script a vendor signature matched (no URL, so no host).
 pub const INLINE: &str = "(inline)";
 
@@ -193,6 +198,10 @@ impl Inventory {
         for ((key, construct, reason), n) in batch {
             if !state.entries.contains_key(&key) {
                 if state.entries.len() >= self.max_entries {
+                    if out.evicted >= MAX_FOLDS_PER_RECORD {
+                        state.other.add(construct, reason, n, now);
+                        continue;
+                    }
                     evict_one(&mut state);
                     out.evicted += 1;
                 }
@@ -259,15 +268,11 @@ impl Inventory {
 }
 
 /// Folds the least-referenced entry into `other`: unknown before vendor entries,
-/// fewest references, then seen longest ago. O(entries), only when the table is full.
+/// fewest references, then seen longest ago. O(entries), only when the table is
+/// full, and at most [`MAX_FOLDS_PER_RECORD`] times per call.
 fn evict_one(state: &mut State) {
-    let victim = state
-        .entries
-        .iter()
-        .min_by(|(ka, a), (kb, b)| {
-            (ka.vendor.is_some(), a.count, a.last_seen, *ka).cmp(&(kb.vendor.is_some(), b.count, b.last_seen, *kb))
-        })
-        .map(|(k, _)| k.clone());
+    let victim =
+        state.entries.iter().min_by_key(|(k, t)| (k.vendor.is_some(), t.count, t.last_seen)).map(|(k, _)| k.clone());
     if let Some(k) = victim
         && let Some(t) = state.entries.remove(&k)
     {

@@ -139,3 +139,20 @@ fn the_file_sink_appends_whole_lines() {
     file.append(&["{\"c\":3}".to_string()]).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
 }
+
+#[test]
+fn one_chunk_of_ten_thousand_made_up_hosts_folds_a_bounded_number_of_entries() {
+    let inv = Inventory::new(100);
+    let fill: Vec<Finding> = (0..100).map(|i| unknown(&format!("f{i}.example"), Construct::Img)).collect();
+    inv.record(Some("/**"), &fill, 1);
+    let flood: Vec<Finding> = (0..10_000).map(|i| unknown(&format!("x{i}.example"), Construct::Img)).collect();
+    let r = inv.record(Some("/**"), &flood, 2);
+    assert_eq!(r.evicted, MAX_FOLDS_PER_RECORD);
+    assert_eq!(inv.len(), 100);
+    let json = inv.to_json();
+    let in_table: u64 = json["entries"].as_array().unwrap().iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(in_table + inv.other().count, 10_100, "every reference is counted somewhere");
+    // 32 folded entries (one reference each) and the 9,968 new hosts that found no room.
+    assert_eq!(inv.other().count, MAX_FOLDS_PER_RECORD + (10_000 - MAX_FOLDS_PER_RECORD));
+    assert_eq!(json["other"]["entries_folded"].as_u64(), Some(MAX_FOLDS_PER_RECORD));
+}
