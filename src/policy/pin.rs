@@ -40,3 +40,40 @@ pub fn parse_sha256(s: &str) -> Option<[u8; 32]> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     bytes.try_into().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sri_sha256_of_32_bytes_parses() {
+        assert_eq!(parse_sha256("sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="), Some([0; 32]));
+        for bad in [
+            "sha256-short",
+            "sha384-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "",
+        ] {
+            assert_eq!(parse_sha256(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_shipped_rule_with_a_pin_compiles_and_matches_the_canonical_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        std::fs::create_dir_all(dir.path().join("vendors")).unwrap();
+        std::fs::copy(from.join("site.toml"), dir.path().join("site.toml")).unwrap();
+        let zendesk = std::fs::read_to_string(from.join("vendors/zendesk.toml")).unwrap();
+        let pin =
+            "pin = [{ path = \"/EKR/*.js\", sha256 = [\"sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"] }]";
+        std::fs::write(dir.path().join("vendors/zendesk.toml"), format!("{zendesk}\n{pin}\n")).unwrap();
+        let policy = crate::rules::load_dir(dir.path()).unwrap();
+        let (_, v) = policy.vendor_by_id("zendesk").unwrap();
+        let p = v.pin_for("/ekr/snippet.js").expect("pinned, case-insensitively");
+        assert!(p.accepts(&[0; 32]) && !p.accepts(&[1; 32]));
+        assert!(v.pin_for("/ekr/sub/snippet.js").is_none(), "`*` stays within a segment");
+        assert!(v.pin_for("/embeddable/config").is_none());
+    }
+}
