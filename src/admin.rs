@@ -1,5 +1,7 @@
-//! The admin listener: `/metrics` (Prometheus), `/healthz`, `/readyz` and
-//! `/rules` (site, version, vendors, routes). A pingora `ServeHttp` app on the
+//! The admin listener: `/metrics` (Prometheus), `/healthz`, `/readyz`,
+//! `/rules` (site, version, vendors, routes) and `/inventory` (the third parties
+//! pages referenced and the first-party vendor asset hashes, JSON; see
+//! [`crate::inventory`]). A pingora `ServeHttp` app on the
 //! same accept loop as the proxy; loopback by default so metrics are not
 //! exposed by accident.
 
@@ -33,6 +35,9 @@ impl Admin {
                 response(200, "text/plain; version=0.0.4; charset=utf-8", shared.metrics.render())
             }
             ("GET" | "HEAD", "/healthz") => text(200, "ok\n"),
+            ("GET" | "HEAD", "/inventory") => {
+                response(200, "application/json", shared.evidence.inventory.to_json().to_string())
+            }
             ("GET" | "HEAD", "/readyz") => text(200, "ready\n"),
             ("GET" | "HEAD", "/rules") => {
                 let p = shared.policy.load();
@@ -47,7 +52,7 @@ impl Admin {
                 });
                 response(200, "application/json", body.to_string())
             }
-            (_, "/metrics" | "/healthz" | "/readyz" | "/rules") => text(405, "method not allowed\n"),
+            (_, "/metrics" | "/healthz" | "/readyz" | "/rules" | "/inventory") => text(405, "method not allowed\n"),
             _ => text(404, "not found\n"),
         }
     }
@@ -86,10 +91,23 @@ mod tests {
     }
 
     #[test]
+    fn the_inventory_is_json_with_entries_other_and_assets() {
+        let a = admin();
+        let r = a.answer("GET", "/inventory");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let json: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(json["max_entries"], 1000);
+        assert!(json["entries"].as_array().unwrap().is_empty() && json["assets"].as_array().unwrap().is_empty());
+        assert_eq!(json["other"]["count"], 0);
+    }
+
+    #[test]
     fn other_methods_are_405_and_other_paths_404() {
         let a = admin();
         assert_eq!(a.answer("POST", "/metrics").status(), 405);
-        assert_eq!(a.answer("GET", "/inventory").status(), 404);
+        assert_eq!(a.answer("POST", "/inventory").status(), 405);
+        assert_eq!(a.answer("GET", "/nothing").status(), 404);
         assert_eq!(a.answer("GET", "/rules").headers()["content-type"], "application/json");
     }
 }

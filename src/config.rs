@@ -16,6 +16,8 @@ mod listen;
 mod tls;
 pub use listen::ListenConfig;
 pub use tls::{CertificateConfig, Http2Config, TlsConfig};
+mod evidence;
+pub use evidence::{DecisionLogConfig, InventoryConfig, MAX_INVENTORY_ENTRIES};
 
 /// The whole file. A missing key takes its value from [`Config::default`], so the
 /// empty file, `Config::default()` and the command line without `--config` agree.
@@ -34,6 +36,8 @@ pub struct Config {
     pub http2: Http2Config,
     /// Rules directory. Default `rules`.
     pub rules: PathBuf,
+    pub inventory: InventoryConfig,
+    pub decision_log: DecisionLogConfig,
 }
 
 impl Default for Config {
@@ -48,6 +52,8 @@ impl Default for Config {
             tls: None,
             http2: Http2Config::default(),
             rules: PathBuf::from("rules"),
+            inventory: InventoryConfig::default(),
+            decision_log: DecisionLogConfig::default(),
         }
     }
 }
@@ -404,6 +410,7 @@ impl Config {
             }
             (None, None, None) => {}
         }
+        self.inventory.validate().map_err(|(key, message)| invalid(key, message))?;
         for p in &self.listen.trusted_proxies {
             parse_trusted_proxy(p)
                 .ok_or_else(|| invalid("listen.trusted_proxies", format!("`{p}` is not an IP address or CIDR")))?;

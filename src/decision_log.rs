@@ -5,7 +5,10 @@
 //! compliance evidence without becoming a record of who read which page.
 //!
 //! [`DocumentRecord`] is pure (built from the page context and the rewriter's
-//! findings); [`DecisionLog`] appends records to a file.
+//! findings, at once or chunk by chunk); [`DecisionLog`] appends records to a file.
+//! With `[decision_log] file` set, the proxy's HTML pipeline keeps one record per
+//! document and writes it when the document ends (`proxy::evidence`); a document
+//! that aborts or is abandoned has no record.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -35,23 +38,40 @@ pub struct DocumentRecord {
 
 impl DocumentRecord {
     pub fn new(policy: &Policy, page: &PageContext, findings: &[Finding], now: SystemTime) -> DocumentRecord {
-        let mut counts = Counts::new();
+        let mut record = DocumentRecord::start(policy, page, now);
         for f in findings {
-            let reason = match f.outcome {
-                Outcome::Removed(r) => Some(r.as_str()),
-                Outcome::Kept | Outcome::FirstParty => None,
-            };
-            *counts
-                .entry((f.vendor_label().to_string(), f.construct.as_str(), f.outcome.as_str(), reason))
-                .or_default() += 1;
+            record.add(f);
         }
+        record
+    }
+
+    /// A record with no decisions yet, for a document whose findings arrive chunk by
+    /// chunk ([`DocumentRecord::add`]): its counts are bounded by the rules (vendor ids ×
+    /// constructs × actions), however long the document.
+    pub fn start(policy: &Policy, page: &PageContext, now: SystemTime) -> DocumentRecord {
         DocumentRecord {
             time: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             route: page.route.map(|r| policy.routes[r].pattern.clone()),
             rules_version: policy.version.clone(),
             mode: page.mode.as_str(),
             csp_nonce: page.csp_nonce.is_some(),
-            counts,
+            counts: Counts::new(),
+        }
+    }
+
+    /// Counts one finding.
+    pub fn add(&mut self, f: &Finding) {
+        let reason = match f.outcome {
+            Outcome::Removed(r) => Some(r.as_str()),
+            Outcome::Kept | Outcome::FirstParty => None,
+        };
+        let key = (f.vendor_label(), f.construct.as_str(), f.outcome.as_str(), reason);
+        // Look up before allocating the vendor id: most findings repeat a key.
+        match self.counts.iter_mut().find(|(k, _)| (k.0.as_str(), k.1, k.2, k.3) == key) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.counts.insert((key.0.to_string(), key.1, key.2, key.3), 1);
+            }
         }
     }
 

@@ -11,6 +11,7 @@
 //! - [`admin`], [`demo`]: pingora `ServeHttp` apps on the proxy's accept loop ([`respond`] builds their responses)
 //! - [`config`], [`metrics`], [`telemetry`], [`reload`], [`decision_log`] (PHI-free JSON lines per document)
 //! - [`diff`]: a rule change's effect on saved pages (`tagwarden diff`)
+//! - [`inventory`]: the live third-party inventory and vendor asset hashes (`/inventory`)
 //! - [`cli`]: `tagwarden check | rewrite | diff | serve`
 //! - [`handoff`]: listening sockets handed to a new binary (zero-downtime upgrade)
 //!
@@ -26,6 +27,7 @@ pub mod decision_log;
 pub mod demo;
 pub mod diff;
 pub mod handoff;
+pub mod inventory;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

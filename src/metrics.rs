@@ -109,6 +109,37 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// `kind` of `inventory_entries`: whether a vendor rule is behind an entry.
+    InventoryKind { Vendor => "vendor", Unknown => "unknown" }
+}
+
+label_enum! {
+    /// `reason` of `vendor_assets_refused_total`: a response on a `[first_party] pin` path
+    /// that was not served (502).
+    AssetRefusal {
+        /// Its SHA-256 is none of the pinned ones.
+        NotPinned => "not_pinned",
+        /// Larger than the pinned-body cap: it cannot be held to be hashed.
+        TooLarge => "too_large",
+        /// Not a script or stylesheet, a range, or a content coding that cannot be decoded.
+        Unverifiable => "unverifiable",
+        /// A redirect: the pinned path would not be what runs.
+        Redirect => "redirect",
+    }
+}
+
+impl AssetRefusal {
+    /// Every reason, to start the counters at 0.
+    pub const ALL: [AssetRefusal; 4] =
+        [AssetRefusal::NotPinned, AssetRefusal::TooLarge, AssetRefusal::Unverifiable, AssetRefusal::Redirect];
+}
+
+label_enum! {
+    /// `sink` of `evidence_write_errors_total`.
+    EvidenceSink { DecisionLog => "decision_log", Inventory => "inventory" }
+}
+
 /// The process's metrics and the registry they live in.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -131,6 +162,12 @@ pub struct Metrics {
     pub bytes_rewritten: IntCounter,
     pub tls_reloads: IntCounterVec,
     pub tls_certificate_expiry: IntGaugeVec,
+    pub inventory_entries: IntGaugeVec,
+    pub inventory_unknown_hosts: IntCounter,
+    pub inventory_folded: IntCounter,
+    pub vendor_asset_changes: IntCounterVec,
+    pub vendor_assets_refused: IntCounterVec,
+    pub evidence_write_errors: IntCounterVec,
 }
 
 /// Registers a metric built from the static definitions below. A failure is a
@@ -283,7 +320,68 @@ impl Metrics {
                 &["certificate"],
             ),
         );
+        let inventory_entries = register(
+            &registry,
+            "inventory_entries",
+            IntGaugeVec::new(
+                Opts::new(
+                    "inventory_entries",
+                    "Entries in the third-party inventory (/inventory), by kind (vendor|unknown).",
+                )
+                .namespace("tagwarden"),
+                &["kind"],
+            ),
+        );
+        let inventory_unknown_hosts = register(
+            &registry,
+            "inventory_unknown_hosts_total",
+            IntCounter::with_opts(
+                Opts::new(
+                    "inventory_unknown_hosts_total",
+                    "Inventory entries added for a third party no vendor rule names (a new unknown domain on a route).",
+                )
+                .namespace("tagwarden"),
+            ),
+        );
+        let inventory_folded = register(
+            &registry,
+            "inventory_folded_total",
+            IntCounter::with_opts(
+                Opts::new(
+                    "inventory_folded_total",
+                    "Inventory entries folded into the `other` bucket to stay within [inventory] max_entries.",
+                )
+                .namespace("tagwarden"),
+            ),
+        );
+        let vendor_asset_changes = counter(
+            &registry,
+            "vendor_asset_changes_total",
+            "First-party vendor scripts and stylesheets whose SHA-256 differs from the one seen before on the same path, by vendor.",
+            &["vendor"],
+        );
+        let vendor_assets_refused = counter(
+            &registry,
+            "vendor_assets_refused_total",
+            "Responses on a pinned vendor path refused with a 502, by vendor and reason (not_pinned|too_large|unverifiable|redirect).",
+            &["vendor", "reason"],
+        );
+        let evidence_write_errors = counter(
+            &registry,
+            "evidence_write_errors_total",
+            "Lines the decision log or the inventory file could not write, by sink (decision_log|inventory).",
+            &["sink"],
+        );
+        for kind in [InventoryKind::Vendor, InventoryKind::Unknown] {
+            inventory_entries.with_label_values(&[kind.as_str()]).set(0);
+        }
         Metrics {
+            inventory_entries,
+            inventory_unknown_hosts,
+            inventory_folded,
+            vendor_asset_changes,
+            vendor_assets_refused,
+            evidence_write_errors,
             tls_reloads,
             tls_certificate_expiry,
             csp_violations,
@@ -364,6 +462,46 @@ impl Metrics {
                 self.elements_first_party.with_label_values(&[vendor, f.construct.as_str()]).inc();
             }
             Outcome::Kept => {}
+        }
+    }
+
+    /// Sets the inventory gauges after an update: `(vendor, unknown)` entries.
+    pub fn inventory(&self, entries: (usize, usize), new_unknown: u64, folded: u64) {
+        let gauge = |kind: InventoryKind, n: usize| {
+            self.inventory_entries.with_label_values(&[kind.as_str()]).set(i64::try_from(n).unwrap_or(i64::MAX))
+        };
+        gauge(InventoryKind::Vendor, entries.0);
+        gauge(InventoryKind::Unknown, entries.1);
+        self.inventory_unknown_hosts.inc_by(new_unknown);
+        self.inventory_folded.inc_by(folded);
+    }
+
+    /// Counts one vendor asset whose hash changed; `vendor` is a rule id.
+    pub fn asset_changed(&self, vendor: &str) {
+        self.vendor_asset_changes.with_label_values(&[vendor]).inc();
+    }
+
+    /// Counts one response on a pinned path refused; `vendor` is a rule id.
+    pub fn asset_refused(&self, vendor: &str, reason: AssetRefusal) {
+        self.vendor_assets_refused.with_label_values(&[vendor, reason.as_str()]).inc();
+    }
+
+    /// Counts one evidence line (or batch) that could not be written.
+    pub fn evidence_write_error(&self, sink: EvidenceSink) {
+        self.evidence_write_errors.with_label_values(&[sink.as_str()]).inc();
+    }
+
+    /// Starts the per-vendor asset counters of the loaded rules at 0 (refusals: for
+    /// vendors that pin), so a first change or refusal is an increase Prometheus can
+    /// see (a series born at 1 is not).
+    pub fn vendors_loaded(&self, policy: &crate::policy::Policy) {
+        for v in &policy.vendors {
+            self.vendor_asset_changes.with_label_values(&[v.id.as_str()]);
+            if !v.pins.is_empty() {
+                for reason in AssetRefusal::ALL {
+                    self.vendor_assets_refused.with_label_values(&[v.id.as_str(), reason.as_str()]);
+                }
+            }
         }
     }
 

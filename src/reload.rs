@@ -23,6 +23,7 @@ pub fn reload_once(dir: &Path, policy: &ArcSwap<Policy>, metrics: &Metrics) -> b
                 return false;
             }
             let version = p.version.clone();
+            metrics.vendors_loaded(&p);
             policy.store(Arc::new(p));
             metrics.set_rules(&version);
             metrics.reload(ReloadResult::Ok);

@@ -18,7 +18,7 @@ use crate::demo::DemoOrigin;
 use crate::proxy::redirect::Redirect;
 use crate::proxy::server::{ProxyListeners, TlsAcceptor, serve_app, serve_app_capped};
 use crate::proxy::tls::CertStore;
-use crate::proxy::{CaFileError, Origin, Shared, Warden, load_ca_file};
+use crate::proxy::{CaFileError, Origin, Shared, SharedError, Warden, load_ca_file};
 use crate::rules::RuleErrors;
 
 /// Command-line overrides for the config file.
@@ -56,6 +56,9 @@ pub enum ServeError {
         #[source]
         source: CaFileError,
     },
+    /// `[inventory] file` or `[decision_log] file` cannot be opened.
+    #[error(transparent)]
+    Evidence(#[from] crate::proxy::EvidenceError),
     /// The demo's mock vendor could not start.
     #[error("demo vendor: {0}")]
     DemoVendor(String),
@@ -201,10 +204,10 @@ pub async fn start_inheriting(cfg: Config, inherited: Inherited) -> Result<Runni
         }
     };
     let grace = Duration::from_secs(cfg.limits.shutdown_grace_seconds);
-    let shared = Arc::new(
-        Shared::new(policy, cfg.clone(), origin)
-            .map_err(|source| ServeError::CaFile { key: "vendors.ca_file", source })?,
-    );
+    let shared = Arc::new(Shared::new(policy, cfg.clone(), origin).map_err(|e| match e {
+        SharedError::CaFile(source) => ServeError::CaFile { key: "vendors.ca_file", source },
+        SharedError::Evidence(e) => ServeError::Evidence(e),
+    })?);
     let (listen, admin) = (cfg.listen.address, cfg.admin.address);
     let sockets = Sockets::bind(&shared.config, listen, admin, inherited).await?;
     start_sockets(shared, sockets, grace, shutdown_tx, shutdown_rx, demo_addr).await

@@ -121,7 +121,7 @@ fn the_dashboard_and_the_alerts_query_tagwarden_metrics() {
     let dashboard = dashboard_exprs();
     assert!(dashboard.len() >= 15, "dashboard expressions: {dashboard:?}");
     let alerts = alert_exprs();
-    assert_eq!(alerts.len(), 6, "alert expressions: {alerts:?}");
+    assert_eq!(alerts.len(), 8, "alert expressions: {alerts:?}");
     assert!(metric_names(&dashboard).len() >= 12, "{:?}", metric_names(&dashboard));
     assert!(alerts.iter().all(|e| e.contains("tagwarden_")), "{alerts:?}");
 }
@@ -167,6 +167,12 @@ fn copy_rules(to: &Path) {
 async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed_after_traffic() {
     let rules = tempfile::tempdir().unwrap();
     copy_rules(rules.path());
+    // A pin, so the pinned-asset refusal counters exist (they start at 0 for vendors that pin).
+    let zendesk = rules.path().join("vendors/zendesk.toml");
+    let text = std::fs::read_to_string(&zendesk).unwrap();
+    let pin =
+        r#"pin = [{ path = "/ekr/snippet.js", sha256 = ["sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="] }]"#;
+    std::fs::write(&zendesk, format!("{text}\n{pin}\n")).unwrap();
     let origin = origin().await;
     let config = Config { rules: rules.path().to_path_buf(), ..Config::default() };
     let policy = tagwarden::rules::load_dir(rules.path()).unwrap();

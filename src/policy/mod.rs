@@ -10,6 +10,7 @@ pub mod category;
 pub mod consent;
 pub mod host;
 mod page;
+pub mod pin;
 pub mod signatures;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ pub use category::{Category, ConsentSet};
 pub use consent::global_privacy_control;
 pub use host::{FirstParty, HostPattern, HostPatternError};
 pub use page::WebRtc;
+pub use pin::AssetPin;
 
 /// `enforce` rewrites pages; `report` leaves them unchanged but records every decision.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +76,8 @@ pub struct Vendor {
     pub query_allow: Vec<String>,
     /// `[first_party] block_paths`: `(glob text, matcher over the lowercased, decoded path)`.
     pub block_paths: Vec<(String, GlobMatcher)>,
+    /// `[first_party] pin`: paths whose body must hash to a listed SHA-256 (first match wins).
+    pub pins: Vec<AssetPin>,
 }
 
 impl Vendor {
@@ -81,6 +85,11 @@ impl Vendor {
     /// vendor's rule answers locally.
     pub fn blocks_path(&self, path: &str) -> bool {
         self.block_paths.iter().any(|(_, m)| m.is_match(path))
+    }
+
+    /// The pin for `path` (canonical, as for [`Vendor::blocks_path`]), if one names it.
+    pub fn pin_for(&self, path: &str) -> Option<&AssetPin> {
+        self.pins.iter().find(|p| p.matches(path))
     }
 
     /// Whether the first-party proxy may forward to `host` for this vendor.

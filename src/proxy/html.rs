@@ -5,7 +5,7 @@
 //! first byte aborts the response without its final chunk.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -13,7 +13,8 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
 use super::codec::{Decoder, Encoder};
-use super::{Ctx, Warden, links, status_error};
+use super::{Ctx, Shared, Warden, links, status_error};
+use crate::decision_log::DocumentRecord;
 use crate::metrics::{DocumentOutcome, Metrics, Rejection};
 use crate::policy::{Mode, Policy, ScriptNonce};
 use crate::rewrite::{HtmlStream, RewriteError, RewriteOptions, lock};
@@ -27,17 +28,27 @@ pub struct HtmlPipeline {
     mode: Mode,
     cpu: Duration,
     failed: bool,
+    /// The page's route glob, for the inventory (never the path).
+    route: Option<String>,
+    /// This document's decision-log record, when `[decision_log] file` is set.
+    record: Option<DocumentRecord>,
 }
 
 impl HtmlPipeline {
     /// Feeds one body chunk; returns what to send.
-    fn feed(&mut self, chunk: &[u8], end: bool, metrics: &Metrics) -> Result<Vec<u8>, RewriteError> {
+    fn feed(&mut self, chunk: &[u8], end: bool, shared: &Shared) -> Result<Vec<u8>, RewriteError> {
+        let metrics = &shared.metrics;
         let start = Instant::now();
         let result = self.feed_inner(chunk, end, metrics);
         self.cpu += start.elapsed();
-        for f in self.stream.take_findings() {
-            metrics.record_finding(&f);
+        let findings = self.stream.take_findings();
+        for f in &findings {
+            metrics.record_finding(f);
+            if let Some(r) = &mut self.record {
+                r.add(f);
+            }
         }
+        shared.evidence.references(self.route.as_deref(), &findings, metrics);
         if result.is_err() {
             self.failed = true;
         }
@@ -161,9 +172,17 @@ impl Warden {
             Ok(s) => s,
             Err(e) => return Err(refuse(e.kind())),
         };
-        for f in links::filter_headers(&policy, &page, resp) {
-            metrics.record_finding(&f);
+        let route = page.route.map(|r| policy.routes[r].pattern.clone());
+        let mut record =
+            self.shared.evidence.logs_decisions().then(|| DocumentRecord::start(&policy, &page, SystemTime::now()));
+        let header_findings = links::filter_headers(&policy, &page, resp);
+        for f in &header_findings {
+            metrics.record_finding(f);
+            if let Some(r) = &mut record {
+                r.add(f);
+            }
         }
+        self.shared.evidence.references(route.as_deref(), &header_findings, metrics);
         if let Some((policies, endpoints)) = csp_header {
             // Added beside any policy of the origin's: browsers enforce every policy sent.
             resp.append_header(crate::csp::header_name(mode), policies.main)?;
@@ -208,6 +227,8 @@ impl Warden {
             mode,
             cpu: Duration::ZERO,
             failed: false,
+            route,
+            record,
         }));
         Ok(())
     }
@@ -222,11 +243,11 @@ impl Warden {
             Mode::Report => {
                 // The page passes unchanged; the analysis only records decisions.
                 if !p.failed {
-                    let _ = p.feed(&input, end, metrics);
+                    let _ = p.feed(&input, end, &self.shared);
                 }
                 *body = Some(input);
             }
-            Mode::Enforce => match p.feed(&input, end, metrics) {
+            Mode::Enforce => match p.feed(&input, end, &self.shared) {
                 Ok(out) => *body = Some(Bytes::from(out)),
                 Err(e) => {
                     metrics.rewrite_error(e.kind());
@@ -246,6 +267,9 @@ impl Warden {
                 (Mode::Report, true) => DocumentOutcome::Aborted,
             };
             metrics.document(p.mode, outcome);
+            if let Some(record) = p.record.take().filter(|_| !p.failed) {
+                self.shared.evidence.document(&record, metrics);
+            }
         }
         Ok(())
     }

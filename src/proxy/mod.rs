@@ -17,9 +17,11 @@
 pub mod codec;
 mod edge;
 pub mod egress;
+pub mod evidence;
 mod head_deadline;
 mod html;
 mod links;
+mod pinned;
 mod rate;
 pub mod redirect;
 mod report;
@@ -43,6 +45,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 pub use egress::{CaFileError, VendorEgress, load_ca_file};
+pub use evidence::{Evidence, EvidenceError};
 pub use html::{HtmlPipeline, charset_of, is_html};
 pub use rate::ClientRateLimiter;
 pub use report::{MAX_REPORT_BYTES, ReportLimiter};
@@ -77,6 +80,19 @@ pub struct Shared {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where vendor hosts connect (`[vendors] resolve`, DNS, `ca_file`).
     pub egress: VendorEgress,
+    /// The third-party inventory, vendor asset hashes and the evidence files.
+    pub evidence: Evidence,
+}
+
+/// Why [`Shared::new`] failed: a file the config names cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    /// `[vendors] ca_file`.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
+    /// `[inventory] file` or `[decision_log] file`.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
 }
 
 impl Origin {
@@ -101,14 +117,17 @@ impl Shared {
     /// Shared state for a proxy: the rules' metrics set, trusted proxies from
     /// `config`, first-party vendors reached over TLS as `[vendors]` says (pins
     /// from `resolve`, else DNS and port 443; `ca_file` or the system roots).
-    /// Fails only on a `[vendors] ca_file` that cannot be used.
-    pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, CaFileError> {
+    /// Fails only on a `[vendors] ca_file`, `[inventory] file` or `[decision_log] file`
+    /// that cannot be used.
+    pub fn new(policy: Policy, config: Config, origin: Origin) -> Result<Shared, SharedError> {
         let metrics = Metrics::new();
         metrics.set_rules(&policy.version);
+        metrics.vendors_loaded(&policy);
         let trusted_proxies =
             config.listen.trusted_proxies.iter().filter_map(|p| crate::config::parse_trusted_proxy(p)).collect();
         let egress = VendorEgress::from_config(&config.vendors)?;
-        Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress })
+        let evidence = Evidence::open(&config)?;
+        Ok(Shared { policy: ArcSwap::from_pointee(policy), metrics, config, origin, trusted_proxies, egress, evidence })
     }
 }
 
@@ -122,6 +141,8 @@ pub struct Warden {
     pub vendor_rate: Arc<ClientRateLimiter>,
     /// `Strict-Transport-Security` for responses over TLS (`[tls] hsts_*`).
     hsts: Option<String>,
+    /// Connections for pinned vendor assets, fetched whole (`[first_party] pin`).
+    pinned: Arc<pinned::PinnedConnector>,
 }
 
 impl Warden {
@@ -130,7 +151,13 @@ impl Warden {
         let vendor_rate =
             ClientRateLimiter::new(l.vendor_requests_per_second, l.vendor_burst, l.vendor_rate_max_clients);
         let hsts = shared.config.tls.as_ref().and_then(|t| t.hsts_header());
-        Warden { shared, reports: Arc::new(ReportLimiter::default()), vendor_rate: Arc::new(vendor_rate), hsts }
+        Warden {
+            shared,
+            reports: Arc::new(ReportLimiter::default()),
+            vendor_rate: Arc::new(vendor_rate),
+            pinned: Arc::new(pinned::PinnedConnector::default()),
+            hsts,
+        }
     }
 }
 
@@ -304,17 +331,26 @@ impl ProxyHttp for Warden {
         {
             resp.insert_header("strict-transport-security", hsts.as_str())?;
         }
-        if let Target::Vendor { vendor, .. } = ctx.target {
+        if let Target::Vendor { vendor, host, path_and_query } = &ctx.target {
             vendor::filter_vendor_response(resp)?;
+            // A HEAD answer has no body to hash (its empty hash would read as a change).
+            let script = session.req_header().method == http::Method::GET
+                && vendor_body::is_script_or_style(resp.headers.get("content-type").and_then(|v| v.to_str().ok()));
             if let Some(site) = &ctx.page_url {
                 let policy = ctx.policy.clone();
+                let v = policy.vendor(*vendor);
+                let path = path_and_query.split('?').next().unwrap_or_default();
+                let asset = (v.id.clone(), host.clone(), path.to_string());
                 ctx.vendor_response = vendor_body::VendorBodyPipeline::start(
                     resp,
                     site,
                     &policy.prefix,
-                    policy.vendor(vendor),
+                    v,
                     ctx.accept_encoding.as_deref(),
                 )?;
+                if let Some(p) = ctx.vendor_response.as_mut().filter(|_| script) {
+                    p.hash_as(asset);
+                }
             }
             return Ok(());
         }
@@ -340,7 +376,7 @@ impl ProxyHttp for Warden {
         ctx: &mut Ctx,
     ) -> pingora::Result<Option<Duration>> {
         match ctx.vendor_response.as_mut() {
-            Some(p) => vendor_body::rewrite_vendor_body(p, body, end)?,
+            Some(p) => vendor_body::rewrite_vendor_body(p, body, end, &self.shared)?,
             None => self.rewrite_body(body, end, ctx)?,
         }
         Ok(None)
@@ -349,7 +385,7 @@ impl ProxyHttp for Warden {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
-            ErrorType::Custom(vendor::REFUSED_ADDRESS) => 502,
+            ErrorType::Custom(vendor::REFUSED_ADDRESS | pinned::REFUSED_PIN) => 502,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
             _ => match e.esource() {
                 pingora::ErrorSource::Upstream => 502,
@@ -362,7 +398,7 @@ impl ProxyHttp for Warden {
                 _ => 500,
             },
         };
-        let refused = matches!(e.etype(), ErrorType::Custom(vendor::REFUSED_ADDRESS));
+        let refused = matches!(e.etype(), ErrorType::Custom(vendor::REFUSED_ADDRESS | pinned::REFUSED_PIN));
         if let Target::Vendor { vendor, .. } = ctx.target
             && code >= 500
             && !refused

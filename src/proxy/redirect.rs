@@ -31,12 +31,12 @@ impl Redirect {
 
     /// The answer to a request with this `Host` and request target.
     pub fn answer(&self, host: Option<&str>, target: &str) -> Response<Vec<u8>> {
-        let Some(name) = host.and_then(host_name) else {
+        let Some(host) = host else {
             return text(400, "a Host header is required\n");
         };
-        if !self.certs.covers(&name) {
+        let Some(name) = host_name(host).filter(|n| self.certs.covers(n)) else {
             return text(421, "misdirected request\n");
-        }
+        };
         let port = self.https_port.filter(|p| *p != 443).map(|p| format!(":{p}")).unwrap_or_default();
         let path = if target.starts_with('/') { target } else { "/" };
         let location = format!("https://{name}{port}{path}");

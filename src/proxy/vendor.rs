@@ -102,6 +102,9 @@ impl Warden {
             metrics.first_party(&v.id, FirstPartyOutcome::Blocked);
             return self.answer_empty(session).await.map(|()| true);
         }
+        // A pinned script is fetched whole and checked before release (`pinned`).
+        let pin =
+            if method == "GET" { v.pins.iter().position(|p| p.matches(&block_path_form(vendor_path))) } else { None };
         let headers = &session.req_header().headers;
         let consent = policy.consent_for(
             headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()),
@@ -121,6 +124,9 @@ impl Warden {
         let upgrade = method == "GET" && session.req_header().headers.contains_key("upgrade");
         ctx.vendor_request_scrub = page.filter(|_| !upgrade).map(|p| p.body());
         ctx.target = Target::Vendor { vendor, host, path_and_query };
+        if let Some(i) = pin {
+            return self.serve_pinned(session, ctx, &policy.vendor(vendor).pins[i]).await.map(|()| true);
+        }
         Ok(false)
     }
 

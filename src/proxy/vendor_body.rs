@@ -2,9 +2,15 @@
 //! go through [`crate::rewrite::vendor_body`] (the vendor's own URLs pointed at
 //! the first-party path), with their content coding decoded and re-encoded,
 //! chunk by chunk and bounded. Everything else passes untouched.
+//!
+//! Scripts and stylesheets are also hashed (SHA-256 of the decoded body as the
+//! vendor sent it, before rewriting) for script-change detection
+//! ([`crate::inventory::assets`]): while streaming, the hash only records; a
+//! pinned path is held whole and checked before release (`pinned`).
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
+use sha2::{Digest, Sha256};
 
 use super::codec::{CodecError, Decoder, Encoder};
 use crate::policy::Vendor;
@@ -16,6 +22,26 @@ pub struct VendorBodyPipeline {
     decoder: Option<Decoder>,
     rewriter: VendorBody,
     encoder: Option<Encoder>,
+    /// SHA-256 of the decoded body (scripts and stylesheets), and the asset it is of.
+    hash: Option<(Sha256, AssetKey)>,
+}
+
+/// Which vendor asset a body is: `(vendor id, host, path without query)`.
+pub type AssetKey = (String, String, String);
+
+/// Scripts and stylesheets: the bodies script-change detection hashes.
+pub fn is_script_or_style(content_type: Option<&str>) -> bool {
+    let Some(ct) = content_type else { return false };
+    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    matches!(
+        mime.as_str(),
+        "application/javascript"
+            | "text/javascript"
+            | "application/x-javascript"
+            | "application/ecmascript"
+            | "text/ecmascript"
+            | "text/css"
+    )
 }
 
 /// Content types whose URLs a widget loads next: scripts, styles, JSON config.
@@ -66,20 +92,43 @@ impl VendorBodyPipeline {
             }
         }
         resp.append_header("vary", "Accept-Encoding")?;
-        Ok(Some(VendorBodyPipeline { decoder: Some(decoder), rewriter: VendorBody::new(map), encoder: Some(encoder) }))
+        Ok(Some(VendorBodyPipeline {
+            decoder: Some(decoder),
+            rewriter: VendorBody::new(map),
+            encoder: Some(encoder),
+            hash: None,
+        }))
+    }
+
+    /// Hashes the decoded body as asset `key` (call before the first chunk).
+    pub fn hash_as(&mut self, key: AssetKey) {
+        self.hash = Some((Sha256::new(), key));
+    }
+
+    /// After the last chunk: the asset and its SHA-256, if it was hashed.
+    pub fn take_digest(&mut self) -> Option<(AssetKey, [u8; 32])> {
+        let (hasher, key) = self.hash.take()?;
+        Some((key, hasher.finalize().into()))
     }
 
     /// Feeds one body chunk; returns what to send.
     pub fn feed(&mut self, chunk: &[u8], end: bool) -> Result<Bytes, CodecError> {
         let mut out = Vec::new();
         let rewriter = &mut self.rewriter;
+        let mut hasher = self.hash.as_mut().map(|(h, _)| h);
         let decoder = self.decoder.as_mut().ok_or(CodecError::Finished)?;
         decoder.decode(chunk, &mut |piece| {
+            if let Some(h) = hasher.as_mut() {
+                h.update(piece);
+            }
             out.extend(rewriter.write(piece));
             Ok::<(), CodecError>(())
         })?;
         if end {
             let rest = self.decoder.take().ok_or(CodecError::Finished)?.finish()?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&rest);
+            }
             out.extend(self.rewriter.write(&rest));
             out.extend(self.rewriter.end());
         }
@@ -95,15 +144,20 @@ impl VendorBodyPipeline {
 /// Rewrites one body chunk of a vendor response in place. An error fails the
 /// response closed: never the raw rest (after the first byte the connection
 /// closes without the final chunk).
+/// At the end of a hashed script or stylesheet, records its hash (and counts a change).
 pub(super) fn rewrite_vendor_body(
     p: &mut VendorBodyPipeline,
     body: &mut Option<Bytes>,
     end: bool,
+    shared: &super::Shared,
 ) -> pingora::Result<()> {
     let input = body.take().unwrap_or_default();
     match p.feed(&input, end) {
         Ok(out) => {
             *body = Some(out);
+            if end && let Some(((vendor, host, path), digest)) = p.take_digest() {
+                shared.evidence.asset(&vendor, &host, &path, digest, &shared.metrics);
+            }
             Ok(())
         }
         Err(e) => {

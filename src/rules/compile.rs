@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::schema::{RouteCspSection, VendorFile};
+use super::schema::{PinSection, RouteCspSection, VendorFile};
 use super::{RuleError, RuleErrors, RuleSources, SourceFile};
 use crate::policy::signatures::{self, Signatures};
-use crate::policy::{Category, ConsentSet, HostPattern, Policy, Route, RouteCsp, Vendor, VendorIdx};
+use crate::policy::{AssetPin, Category, ConsentSet, HostPattern, Policy, Route, RouteCsp, Vendor, VendorIdx};
 
 /// Validates parsed rule files and builds the policy, or returns every error.
 pub fn compile(src: &RuleSources) -> Result<Policy, RuleErrors> {
@@ -344,6 +344,7 @@ fn compile_vendor(file: &SourceFile, v: &VendorFile, errors: &mut Vec<RuleError>
             Err(e) => errors.push(file.error_at(p.span(), format!("first_party.block_paths[{i}]: invalid glob: {e}"))),
         }
     }
+    let pins = compile_pins(file, &v.first_party.pin, errors);
     if errors.len() != before {
         return None;
     }
@@ -359,7 +360,51 @@ fn compile_vendor(file: &SourceFile, v: &VendorFile, errors: &mut Vec<RuleError>
         forward_cookies: v.first_party.forward_cookies.clone(),
         query_allow: v.first_party.query_allow.clone(),
         block_paths,
+        pins,
     })
+}
+
+/// `[first_party] pin`: each path a `/…` glob, each hash `sha256-<base64>` of 32 bytes.
+fn compile_pins(file: &SourceFile, pins: &[PinSection], errors: &mut Vec<RuleError>) -> Vec<AssetPin> {
+    let mut out = Vec::new();
+    for (i, p) in pins.iter().enumerate() {
+        let text = p.path.get_ref();
+        let matcher = if text.starts_with('/') {
+            // Matched against the lowercased path, so the glob is lowercased too.
+            glob(&text.to_ascii_lowercase())
+                .map_err(|e| {
+                    errors.push(file.error_at(p.path.span(), format!("first_party.pin[{i}].path: invalid glob: {e}")))
+                })
+                .ok()
+        } else {
+            errors
+                .push(file.error_at(p.path.span(), format!("first_party.pin[{i}].path: `{text}` must start with `/`")));
+            None
+        };
+        if p.sha256.is_empty() {
+            errors.push(file.error_at(
+                p.path.span(),
+                format!("first_party.pin[{i}].sha256: list at least one `sha256-<base64>` hash"),
+            ));
+        }
+        let mut hashes = Vec::new();
+        for (j, h) in p.sha256.iter().enumerate() {
+            match crate::policy::pin::parse_sha256(h.get_ref()) {
+                Some(d) => hashes.push(d),
+                None => errors.push(file.error_at(
+                    h.span(),
+                    format!(
+                        "first_party.pin[{i}].sha256[{j}]: `{}` is not `sha256-<base64 of a 32-byte digest>`",
+                        h.get_ref()
+                    ),
+                )),
+            }
+        }
+        if let Some(m) = matcher {
+            out.push(AssetPin::new(text.clone(), m, hashes));
+        }
+    }
+    out
 }
 
 /// Two vendors may not claim the same host (or host + path).

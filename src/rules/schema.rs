@@ -217,4 +217,20 @@ pub struct FirstPartySection {
     /// percent-decoded path. Default none.
     #[serde(default)]
     pub block_paths: Vec<Spanned<String>>,
+    /// Script and stylesheet pins: `pin = [{ path = "/ekr/snippet.js", sha256 = ["sha256-…"] }]`.
+    /// A response on a matching path (globs as for `block_paths`) is held whole and served only
+    /// when the SHA-256 of its body, as the vendor sends it (content coding removed), is one of
+    /// `sha256`; anything else is refused with a 502. Default none.
+    #[serde(default)]
+    pub pin: Vec<PinSection>,
+}
+
+/// One `[first_party] pin` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinSection {
+    /// Path glob on the vendor's hosts, starting with `/`.
+    pub path: Spanned<String>,
+    /// Accepted hashes, SRI form: `sha256-<base64>` (at least one).
+    pub sha256: Vec<Spanned<String>>,
 }
