@@ -121,7 +121,7 @@ fn the_dashboard_and_the_alerts_query_tagwarden_metrics() {
     let dashboard = dashboard_exprs();
     assert!(dashboard.len() >= 15, "dashboard expressions: {dashboard:?}");
     let alerts = alert_exprs();
-    assert_eq!(alerts.len(), 8, "alert expressions: {alerts:?}");
+    assert_eq!(alerts.len(), 10, "alert expressions: {alerts:?}");
     assert!(metric_names(&dashboard).len() >= 12, "{:?}", metric_names(&dashboard));
     assert!(alerts.iter().all(|e| e.contains("tagwarden_")), "{alerts:?}");
 }
@@ -174,7 +174,20 @@ async fn every_metric_the_dashboard_and_the_alerts_query_is_exposed_after_traffi
         r#"pin = [{ path = "/ekr/snippet.js", sha256 = ["sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="] }]"#;
     std::fs::write(&zendesk, format!("{text}\n{pin}\n")).unwrap();
     let origin = origin().await;
-    let config = Config { rules: rules.path().to_path_buf(), ..Config::default() };
+    // TLS on, so the certificate metrics exist (a throwaway self-signed pair).
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["clinic.example".to_string()]).unwrap().self_signed(&key).unwrap();
+    let (cert_file, key_file) = (rules.path().join("site.crt"), rules.path().join("site.key"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let mut config = Config { rules: rules.path().to_path_buf(), ..Config::default() };
+    config.tls = Some(
+        toml::from_str(&format!(
+            "[[certificates]]\ncert_file = {cert_file:?}\nkey_file = {key_file:?}\nname = \"site\"\n"
+        ))
+        .unwrap(),
+    );
+    config.listen.tls_address = Some("127.0.0.1:0".parse().unwrap());
     let policy = tagwarden::rules::load_dir(rules.path()).unwrap();
     let shared = Arc::new(Shared::new(policy, config, Origin::plain(origin.addr)).unwrap());
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -80,6 +80,10 @@ impl CertStore {
             pairs.push(Arc::new(parse_pair(&c.cert_file, &c.server_names, source, now())?));
         }
         let default = cfg.certificates.iter().position(|c| c.default).unwrap_or(0);
+        // Both results exist from the start, so the first refusal is an increase.
+        for result in [ReloadResult::Ok, ReloadResult::Error] {
+            metrics.tls_reloads.with_label_values(&[result.as_str()]);
+        }
         let store = CertStore { cfg: cfg.clone(), current: ArcSwap::from_pointee(Loaded { pairs, default }), metrics };
         store.export_expiry();
         Ok(Arc::new(store))
