@@ -54,10 +54,10 @@ http {
   access_log off;
   keepalive_requests 100000;
   upstream origin { server 127.0.0.1:$O; keepalive 64; }
-  server { listen 127.0.0.1:$C ssl; http2 on;
+  server { listen 127.0.0.1:$C ssl http2;
     ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.2 TLSv1.3;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_set_header Accept-Encoding ""; sub_filter_once off; sub_filter_types text/html;
+      proxy_set_header Accept-Encoding ""; sub_filter_once off;
       sub_filter 'googletagmanager.com' 'blocked.invalid'; sub_filter 'google-analytics.com' 'blocked.invalid';
       sub_filter 'connect.facebook.net' 'blocked.invalid'; sub_filter 'doubleclick.net' 'blocked.invalid'; } }
 }
