@@ -12,7 +12,8 @@
 //!   timing assertion), and serves again once descriptors are free.
 //!
 //! `TAGWARDEN_IDLE_CONNECTIONS` sets the number of idle connections (default
-//! 10,000; the test process needs a descriptor limit above it).
+//! 10,000; the test raises its soft descriptor limit with `prlimit` when it is
+//! lower, and fails if the hard limit is).
 
 mod support;
 
@@ -57,9 +58,30 @@ async fn closed_by_proxy(mut s: TcpStream) -> bool {
     }
 }
 
+/// Makes sure this process may open `needed` descriptors: raises the soft limit up to
+/// the hard one with `prlimit` (util-linux) when it is lower; fails if the hard limit is.
+fn allow_descriptors(needed: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let parse = |v: &str| if v == "unlimited" { u64::MAX } else { v.parse().unwrap() };
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (parse(cols[3]), parse(cols[4]));
+    if soft >= needed {
+        return;
+    }
+    assert!(hard >= needed, "this test needs {needed} open files; the hard limit is {hard} (ulimit -Hn)");
+    let pid = std::process::id().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={needed}:{}", cols[4])])
+        .status()
+        .expect("prlimit (util-linux) raises the descriptor limit");
+    assert!(status.success(), "prlimit could not raise the soft limit from {soft} to {needed}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_idle_connections_leave_room_for_a_real_request_and_are_closed_by_the_head_deadline() {
     let n: usize = std::env::var("TAGWARDEN_IDLE_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    allow_descriptors(n as u64 + 1024);
     let origin = page_origin().await;
     // Room for the idle connections and the real one; the deadline long enough to open them all.
     let limits = format!("max_connections = {}\nrequest_head_timeout_seconds = 40", n + 100);
