@@ -16,8 +16,20 @@ use crate::rules;
 
 /// Loads `dir` and swaps it in if it differs from the current rules.
 /// Returns whether a new version was installed.
+///
+/// One tree is read, never a mix of two versions that happens to validate: a rules
+/// path that is a symlink (re-pointed at each release) is read through where it
+/// points when the load starts, and rules that do not match the files both before
+/// and after they were read (a tree swapped mid-read, as a ConfigMap's `..data`)
+/// are not installed — the change is there for the next poll or SIGHUP to load whole.
 pub fn reload_once(dir: &Path, policy: &ArcSwap<Policy>, metrics: &Metrics) -> bool {
-    match rules::load_dir(dir) {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let before = rules::fingerprint(&dir);
+    match rules::load_dir(&dir) {
+        Ok(p) if p.version != before || p.version != rules::fingerprint(&dir) => {
+            tracing::info!("rules changed while being read; not installed, the next poll loads them");
+            false
+        }
         Ok(p) => {
             if p.version == policy.load().version {
                 return false;

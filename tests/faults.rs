@@ -6,7 +6,9 @@
 //! unrewritten, and every request finishes (rewritten) or fails visibly (an
 //! error status, an incomplete body, a closed connection). Resets mid-body, an
 //! origin that never answers and the drain on shutdown are in `tests/proxy.rs`;
-//! slowloris heads in `tests/limits.rs`.
+//! slowloris heads in `tests/limits.rs`; multi-gigabyte responses in
+//! `tests/faults_big.rs`; 10,000 idle connections and descriptor exhaustion in
+//! `tests/faults_fds.rs`.
 //!
 //! Every wait is a bounded hang guard; no test asserts how long anything took.
 

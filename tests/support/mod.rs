@@ -1,5 +1,6 @@
 //! What the integration tests share, as one module: each test says `mod support;`.
 //!
+//! - [`child_proxy`]: tagwarden as a child process, its memory, CPU time and descriptors from `/proc`
 //! - [`common`]: the shipped rules and page contexts, chunk plans, the first-party test
 //! - [`corpus`]: the shared corpus of real pages and their sites
 //! - [`http`]: raw HTTP/1.1 test origins, vendor sinks and client
@@ -13,6 +14,7 @@
 // Each test binary uses part of this module: unused items are expected here, and only here.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod child_proxy;
 pub mod common;
 pub mod corpus;
 pub mod http;
