@@ -164,3 +164,35 @@ async fn forward_cookies_lets_only_the_cookies_it_lists_through() {
     assert_eq!(r.status, 200, "{}", r.summary());
     assert_eq!(env.sink.requests()[0].header("cookie"), Some("__zlcmid=vendor-id"));
 }
+
+/// A rewritten vendor script has no length up front: it is sent chunked, so the
+/// visitor's connection is kept for the next request (without framing the body
+/// could only end by closing the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_vendor_scripts_are_chunked_and_the_connection_is_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = start(shipped(), ok_sink().await, |_| {}).await;
+    let mut s = tokio::net::TcpStream::connect(env.proxy).await.unwrap();
+    for round in 0..3 {
+        let req = "GET /_tw/zendesk/static.zdassets.com/ekr/snippet.js HTTP/1.1\r\nHost: clinic.example\r\n\r\n";
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let complete = tokio::time::timeout(GUARD, async {
+            while find(&got, b"\r\n0\r\n\r\n").is_none() {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            true
+        })
+        .await
+        .expect("hang guard");
+        let r = parse_response(&got, false);
+        assert!(complete, "round {round}: the connection closed instead of ending the body: {}", r.summary());
+        assert_eq!(r.status, 200);
+        assert!(r.chunked() && r.text().contains("ok();"), "round {round}: {}", r.summary());
+    }
+    assert_eq!(env.sink.count(), 3);
+}

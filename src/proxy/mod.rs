@@ -351,6 +351,11 @@ impl ProxyHttp for Warden {
                 if let Some(p) = ctx.vendor_response.as_mut().filter(|_| script) {
                     p.hash_as(asset);
                 }
+                // A rewritten body's length is unknown up front: chunked, so the visitor's
+                // connection is kept (unframed, the body could only end by closing it).
+                if ctx.vendor_response.is_some() && session.req_header().method != http::Method::HEAD {
+                    resp.insert_header("transfer-encoding", "chunked")?;
+                }
             }
             return Ok(());
         }
