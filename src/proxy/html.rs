@@ -61,7 +61,13 @@ impl HtmlPipeline {
         let decoder = self.decoder.as_mut().ok_or(RewriteError::Poisoned)?;
         metrics.bytes_rewritten.inc_by(chunk.len() as u64);
         decoder.decode(chunk, &mut |piece| {
-            rewritten.extend(stream.write(piece)?);
+            let out = stream.write(piece)?;
+            // Usually one piece per chunk: keep its buffer rather than copy it.
+            if rewritten.is_empty() {
+                rewritten = out;
+            } else {
+                rewritten.extend_from_slice(&out);
+            }
             Ok::<(), RewriteError>(())
         })?;
         if end {

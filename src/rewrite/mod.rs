@@ -273,6 +273,10 @@ impl HtmlStream {
                 self.start(&buf)
             }
             Phase::Running(engine) => {
+                // One allocation per chunk instead of a chain of regrowths as lol_html
+                // hands the output over piece by piece (rewritten output is rarely much
+                // larger than its input).
+                lock(&engine.out.0).reserve(chunk.len() + chunk.len() / 8);
                 engine.rewriter.write(chunk).map_err(RewriteError::from_lol)?;
                 Ok(engine.take_output())
             }
