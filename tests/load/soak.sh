@@ -173,6 +173,7 @@ read -r rss_start rss_max rss_end samples < <(awk '{ v = $NF; if (NR == 1) s = v
   END { print s, m, e, n }' "$work/rss.txt")
 echo "  reloads_ok=$reloads reload_errors=$reload_errors"
 echo "  rss_kib start=$rss_start max=$rss_max end=$rss_end (samples=$samples, every 5 s)"
+echo "  rss_mib each minute: $(awk 'NR % 12 == 1 { printf "%d ", $NF / 1024 }' "$work/rss.txt")"
 echo "  load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 fail=()
