@@ -24,8 +24,16 @@ use std::path::Path;
 
 use pingora::server::Fds;
 
-/// The listeners a process hands over, by role.
-pub const ROLES: [&str; 4] = ["listen", "tls", "redirect", "admin"];
+/// The roles of the listeners a process hands over (the keys sent with their fds).
+pub mod role {
+    pub const PROXY: &str = "listen";
+    pub const TLS: &str = "tls";
+    pub const REDIRECT: &str = "redirect";
+    pub const ADMIN: &str = "admin";
+}
+
+/// Every role, in the order they are sent.
+pub const ROLES: [&str; 4] = [role::PROXY, role::TLS, role::REDIRECT, role::ADMIN];
 
 /// Why a hand-off failed. Names the socket path, never request data.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use pingora::apps::http_app::HttpServer;
 
 use crate::admin::Admin;
 use crate::demo::DemoOrigin;
+use crate::handoff::role;
 use crate::proxy::redirect::Redirect;
 use crate::proxy::server::{ProxyListeners, TlsAcceptor, serve_app, serve_app_capped};
 use crate::proxy::tls::CertStore;
@@ -233,14 +234,14 @@ impl Sockets {
             Some(l) => TcpListener::from_std(l).map_err(bind_error(role, addr)),
             None => TcpListener::bind(addr).await.map_err(bind_error(role, addr)),
         };
-        let proxy = take("listen", listen).await?;
-        let admin = take("admin", admin).await?;
+        let proxy = take(role::PROXY, listen).await?;
+        let admin = take(role::ADMIN, admin).await?;
         let tls = match cfg.listen.tls_address {
-            Some(a) => Some(take("tls", a).await?),
+            Some(a) => Some(take(role::TLS, a).await?),
             None => None,
         };
         let redirect = match cfg.listen.redirect_address {
-            Some(a) => Some(take("redirect", a).await?),
+            Some(a) => Some(take(role::REDIRECT, a).await?),
             None => None,
         };
         // A socket the new config no longer listens on is closed here (dropped).
@@ -249,9 +250,9 @@ impl Sockets {
 
     fn fds(&self) -> Vec<(&'static str, std::os::fd::RawFd)> {
         use std::os::fd::AsRawFd;
-        let mut v = vec![("listen", self.proxy.as_raw_fd()), ("admin", self.admin.as_raw_fd())];
-        v.extend(self.tls.as_ref().map(|l| ("tls", l.as_raw_fd())));
-        v.extend(self.redirect.as_ref().map(|l| ("redirect", l.as_raw_fd())));
+        let mut v = vec![(role::PROXY, self.proxy.as_raw_fd()), (role::ADMIN, self.admin.as_raw_fd())];
+        v.extend(self.tls.as_ref().map(|l| (role::TLS, l.as_raw_fd())));
+        v.extend(self.redirect.as_ref().map(|l| (role::REDIRECT, l.as_raw_fd())));
         v
     }
 }
@@ -281,10 +282,10 @@ async fn start_sockets(
 ) -> Result<Running, ServeError> {
     let fds = sockets.fds();
     let local = |l: &TcpListener, what| l.local_addr().map_err(bind_error(what, SocketAddr::from(([0, 0, 0, 0], 0))));
-    let proxy_addr = local(&sockets.proxy, "listen")?;
-    let admin_addr = local(&sockets.admin, "admin")?;
-    let tls_addr = sockets.tls.as_ref().map(|l| local(l, "tls")).transpose()?;
-    let redirect_addr = sockets.redirect.as_ref().map(|l| local(l, "redirect")).transpose()?;
+    let proxy_addr = local(&sockets.proxy, role::PROXY)?;
+    let admin_addr = local(&sockets.admin, role::ADMIN)?;
+    let tls_addr = sockets.tls.as_ref().map(|l| local(l, role::TLS)).transpose()?;
+    let redirect_addr = sockets.redirect.as_ref().map(|l| local(l, role::REDIRECT)).transpose()?;
 
     let certs = match &shared.config.tls {
         Some(tls) => {
@@ -338,20 +339,20 @@ async fn start_sockets(
 /// it is the main process now, before this one starts draining and exits.
 async fn hand_over(running: &Running, successor: Option<u32>) -> bool {
     let (path, fds) = (running.shared.config.listen.upgrade_socket.clone(), running.sockets.clone());
-    match tokio::task::spawn_blocking(move || crate::handoff::send(&path, &fds)).await {
-        Ok(Ok(_)) => {
+    let sent = tokio::task::spawn_blocking(move || crate::handoff::send(&path, &fds))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match sent {
+        Ok(_) => {
             if let Some(pid) = successor {
                 crate::handoff::notify(&format!("MAINPID={pid}\n"));
             }
             tracing::info!("listening sockets handed to the new process; draining");
             true
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "upgrade hand-off failed; still serving");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "upgrade hand-off failed; still serving");
+        Err(error) => {
+            tracing::error!(%error, "upgrade hand-off failed; still serving");
             false
         }
     }

@@ -90,11 +90,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) {
 
 fn tls_config(certificates: Vec<CertificateConfig>) -> TlsConfig {
     TlsConfig {
-        certificates,
         reload_seconds: 1,
         hsts_max_age_seconds: 31_536_000,
         hsts_include_subdomains: true,
-        hsts_preload: false,
+        ..TlsConfig::new(certificates)
     }
 }
 

@@ -71,6 +71,17 @@ pub struct CertificateConfig {
 }
 
 impl TlsConfig {
+    /// `certificates` with every other key at its default (no HSTS).
+    pub fn new(certificates: Vec<CertificateConfig>) -> TlsConfig {
+        TlsConfig {
+            certificates,
+            reload_seconds: default_reload_seconds(),
+            hsts_max_age_seconds: 0,
+            hsts_include_subdomains: false,
+            hsts_preload: false,
+        }
+    }
+
     /// The `Strict-Transport-Security` value, when one is configured.
     pub fn hsts_header(&self) -> Option<String> {
         if self.hsts_max_age_seconds == 0 {

@@ -83,19 +83,13 @@ mod tests {
         let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
         std::fs::write(&c, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
-        let cfg = TlsConfig {
-            certificates: vec![CertificateConfig {
-                cert_file: c,
-                key_file: k,
-                server_names: Vec::new(),
-                default: true,
-                name: None,
-            }],
-            reload_seconds: 1,
-            hsts_max_age_seconds: 0,
-            hsts_include_subdomains: false,
-            hsts_preload: false,
-        };
+        let cfg = TlsConfig::new(vec![CertificateConfig {
+            cert_file: c,
+            key_file: k,
+            server_names: Vec::new(),
+            default: true,
+            name: None,
+        }]);
         (Redirect::new(CertStore::load(&cfg, Metrics::new()).unwrap(), port), dir)
     }
 

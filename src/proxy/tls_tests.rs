@@ -23,13 +23,7 @@ fn write(dir: &Path, stem: &str, (cert, key): &(String, String)) -> CertificateC
 }
 
 fn config(certificates: Vec<CertificateConfig>) -> TlsConfig {
-    TlsConfig {
-        certificates,
-        reload_seconds: 1,
-        hsts_max_age_seconds: 0,
-        hsts_include_subdomains: false,
-        hsts_preload: false,
-    }
+    TlsConfig { reload_seconds: 1, ..TlsConfig::new(certificates) }
 }
 
 fn leaf(k: &CertifiedKey) -> Vec<u8> {
