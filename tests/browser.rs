@@ -744,9 +744,12 @@ fn judge(o: &Outcome, sinks: &[Hit], vendor: &[VendorRequest], policy: &tagwarde
         }
     }
     // A connection that never sends a byte names no host: Chromium opens one
-    // for `<link rel=preconnect>` and keeps it idle. It is accepted only as
-    // far as the delivered document preconnects to its own site over http.
-    let preconnects = own_http_preconnects(load, &o.url, s.javascript, &own);
+    // for `<link rel=preconnect>` and keeps it idle, and its loading predictor
+    // replays as idle preconnects the origins an earlier load of the same page
+    // used (the js-on scenario's `//page.gitlab.com/…` script, before js-off).
+    // It is accepted only as far as the delivered document preconnects to, or
+    // loads from, its own site over http on port 80: one per such origin.
+    let preconnects = own_http_preconnects(load, &o.url, &own);
     let mut unnamed_allowance = preconnects.len();
     for hit in sinks {
         match hit.host.as_deref().map(norm_host) {
@@ -999,12 +1002,13 @@ fn judge_csp(
 }
 
 /// Own-site `http:` origins on port 80 the delivered document preconnects to
-/// (read by the independent oracle, `tests/support/loads.rs`).
-fn own_http_preconnects(load: &PageLoad, page: &str, scripting: bool, own: &dyn Fn(&str) -> bool) -> Vec<String> {
+/// or loads from, with scripting on or off (the predictor learned them from
+/// either); read by the independent oracle, `tests/support/loads.rs`.
+fn own_http_preconnects(load: &PageLoad, page: &str, own: &dyn Fn(&str) -> bool) -> Vec<String> {
     let (Some(doc), Ok(page)) = (&load.document, url::Url::parse(page)) else { return Vec::new() };
-    let mut out: Vec<String> = loads::loads(doc, &page, scripting)
+    let mut out: Vec<String> = [true, false]
         .into_iter()
-        .filter(|l| l.construct == "link[rel=preconnect] href")
+        .flat_map(|scripting| loads::loads(doc, &page, scripting))
         .filter(|l| l.url.scheme() == "http" && l.url.port_or_known_default() == Some(80))
         .filter_map(|l| l.url.host_str().filter(|h| own(h)).map(str::to_string))
         .collect();
