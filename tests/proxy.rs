@@ -487,24 +487,7 @@ async fn origin_reset_mid_body_leaves_the_client_response_incomplete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_inline_script_mid_stream_aborts_the_response() {
     let release = Arc::new(Notify::new());
-    let rel = release.clone();
-    let origin = TestServer::start(move |_req, mut sock| {
-        let rel = rel.clone();
-        async move {
-            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
-            first.extend(chunk(b"<!doctype html><html><body><p>first part</p><p>"));
-            sock.write_all(&first).await.unwrap();
-            rel.notified().await;
-            let mut rest = b"</p><script>".to_vec();
-            rest.extend(b"var raw_inline = 1;\n".repeat(400));
-            rest.extend_from_slice(b"</script><p>after the script</p></body></html>");
-            let mut bytes = chunk(&rest);
-            bytes.extend_from_slice(b"0\r\n\r\n");
-            let _ = sock.write_all(&bytes).await;
-            let _ = sock.shutdown().await;
-        }
-    })
-    .await;
+    let origin = inline_overflow_origin(release.clone()).await;
     let env = start(origin, |c| c.rewrite.max_inline_bytes = 1024).await;
     let raw = tokio::time::timeout(GUARD, async {
         let mut s = TcpStream::connect(env.proxy).await.unwrap();

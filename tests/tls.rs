@@ -357,24 +357,7 @@ async fn a_certificate_swapped_on_disk_is_served_and_a_broken_one_is_refused() {
 async fn a_rewrite_failure_after_the_first_byte_resets_the_http2_stream() {
     let pki = Pki::new();
     let release = Arc::new(Notify::new());
-    let rel = release.clone();
-    let origin = TestServer::start(move |_req, mut sock| {
-        let rel = rel.clone();
-        async move {
-            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
-            first.extend(chunk(b"<!doctype html><html><body><p>first part</p><p>"));
-            sock.write_all(&first).await.unwrap();
-            rel.notified().await;
-            let mut rest = b"</p><script>".to_vec();
-            rest.extend(b"var raw_inline = 1;\n".repeat(400));
-            rest.extend_from_slice(b"</script><p>after the script</p></body></html>");
-            let mut bytes = chunk(&rest);
-            bytes.extend_from_slice(b"0\r\n\r\n");
-            let _ = sock.write_all(&bytes).await;
-            let _ = sock.shutdown().await;
-        }
-    })
-    .await;
+    let origin = inline_overflow_origin(release.clone()).await;
     let running = start(&origin, tls_config(vec![pki.issue("clinic", &["clinic.example"])]), |c| {
         c.rewrite.max_inline_bytes = 1024;
     })

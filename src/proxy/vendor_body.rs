@@ -46,20 +46,12 @@ pub fn is_script_or_style(content_type: Option<&str>) -> bool {
 
 /// Content types whose URLs a widget loads next: scripts, styles, JSON config.
 pub fn is_rewritable(content_type: Option<&str>) -> bool {
+    if is_script_or_style(content_type) {
+        return true;
+    }
     let Some(ct) = content_type else { return false };
     let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    matches!(
-        mime.as_str(),
-        "application/javascript"
-            | "text/javascript"
-            | "application/x-javascript"
-            | "application/ecmascript"
-            | "text/ecmascript"
-            | "text/css"
-            | "application/json"
-            | "text/json"
-            | "application/manifest+json"
-    ) || mime.ends_with("+json")
+    matches!(mime.as_str(), "application/json" | "text/json" | "application/manifest+json") || mime.ends_with("+json")
 }
 
 impl VendorBodyPipeline {

@@ -217,6 +217,29 @@ pub fn chunked_response(status: &str, headers: &[(&str, &str)], body: &[u8], pie
 }
 
 /// A page with trackers, a Zendesk snippet, and enough text to span many chunks.
+/// An HTML origin that sends a first part, waits for `release`, then an
+/// 8 KB inline script (over a 1 KiB `[rewrite] max_inline_bytes`) and a tail:
+/// the rewrite fails after the first bytes went out.
+pub async fn inline_overflow_origin(release: Arc<tokio::sync::Notify>) -> TestServer {
+    TestServer::start(move |_req, mut sock| {
+        let release = release.clone();
+        async move {
+            let mut first = head("200 OK", &[("content-type", "text/html"), ("transfer-encoding", "chunked")]);
+            first.extend(chunk(b"<!doctype html><html><body><p>first part</p><p>"));
+            sock.write_all(&first).await.unwrap();
+            release.notified().await;
+            let mut rest = b"</p><script>".to_vec();
+            rest.extend(b"var raw_inline = 1;\n".repeat(400));
+            rest.extend_from_slice(b"</script><p>after the script</p></body></html>");
+            let mut bytes = chunk(&rest);
+            bytes.extend_from_slice(b"0\r\n\r\n");
+            let _ = sock.write_all(&bytes).await;
+            let _ = sock.shutdown().await;
+        }
+    })
+    .await
+}
+
 pub fn page() -> Vec<u8> {
     let mut s = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Clinic</title></head><body><h1>Diabetes care</h1>",
