@@ -11,6 +11,7 @@
 # Only 127.0.0.1 is targeted; every run is bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 STREAMS=${STREAMS:-4}
@@ -34,17 +35,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext subjectAltName=DNS:clinic.example -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 chmod a+r "$work/key.pem"
 
-cat > "$work/origin.conf" <<CONF
-worker_processes 1;
-error_log $work/logs/origin-error.log warn;
-pid $work/logs/origin.pid;
-events { worker_connections 1024; }
-http {
-  access_log off; sendfile on; keepalive_requests 100000;
-  types { text/html html; }
-  server { listen 127.0.0.1:$O; root $work/root; }
-}
-CONF
+origin_conf "$work" "$O" "text/html html;"
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 error_log $work/logs/error.log warn;

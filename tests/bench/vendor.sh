@@ -14,6 +14,7 @@
 # Only 127.0.0.1 is targeted; every run is bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 command -v nginx >/dev/null || { echo "nginx not found: apt-get install -y nginx-light"; exit 1; }
@@ -29,20 +30,10 @@ V=18580 A=18581 B=18582 ADMIN=18589 HOST=static.zdassets.com
 
 # A ~300 KB vendor bundle with the vendor's own URLs sprinkled through it (what the
 # body rewriter must find) and plenty of code that has none.
-{
-  for i in $(seq 1 1500); do
-    echo "function f$i(a){return a.map(function(x){return x*$i+'chunk-$i'}).join(',')}var u$i='https://$HOST/web_widget/latest/c$i.js';"
-  done
-} > "$work/root/web_widget/web_widget.js"
+vendor_bundle 1500 "$HOST" > "$work/root/web_widget/web_widget.js"
 chmod -R a+rX "$work"
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=bench CA" \
-  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$HOST" \
-  -keyout "$work/vendor.key" -out "$work/vendor.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s\n' "$HOST" > "$work/ext.cnf"
-openssl x509 -req -in "$work/vendor.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
-  -extfile "$work/ext.cnf" -out "$work/vendor.pem" 2>/dev/null
+vendor_pki "$work" "$HOST"
 
 cat > "$work/vendor.conf" <<CONF
 worker_processes 1;

@@ -18,6 +18,7 @@
 # Only 127.0.0.1 is targeted; every run is bounded by DURATION.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 PAGE=${PAGE:-../shared/corpus/pages/liberation-1.html}
@@ -40,17 +41,7 @@ O=18480 A=18481 B=18482 C=18483 ADMIN=18489
 
 # The origin is its own nginx process, so each proxy under test is one more
 # process beside it (on a 2-core machine an in-process origin would favour nginx).
-cat > "$work/origin.conf" <<CONF
-worker_processes 1;
-error_log $work/logs/origin-error.log warn;
-pid $work/logs/origin.pid;
-events { worker_connections 1024; }
-http {
-  access_log off; sendfile on; keepalive_requests 100000;
-  types { text/html html; application/octet-stream bin; }
-  server { listen 127.0.0.1:$O; root $work/root; }
-}
-CONF
+origin_conf "$work" "$O" "text/html html; application/octet-stream bin;"
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
 error_log $work/logs/error.log warn;

@@ -26,6 +26,7 @@
 # Only 127.0.0.1 is targeted; every run is bounded by SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 SECONDS_TO_RUN=${1:-600}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
@@ -56,19 +57,11 @@ SOAK_PAGES=$(IFS=,; echo "${pages[*]}")
 export SOAK_PAGES
 head -c 65536 /dev/urandom > "$work/root/asset.bin"
 # The vendor's bundle, as in tests/bench/vendor.sh (its own URLs sprinkled through it).
-for i in $(seq 1 300); do
-  echo "function f$i(a){return a.map(function(x){return x*$i+'chunk-$i'}).join(',')}var u$i='https://$HOST/web_widget/latest/c$i.js';"
-done > "$work/root/web_widget/web_widget.js"
+vendor_bundle 300 "$HOST" > "$work/root/web_widget/web_widget.js"
 chmod -R a+rX "$work"
 
 # --- the vendor's TLS: a throwaway CA (as tests/bench/vendor.sh) ---------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=soak CA" \
-  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$HOST" \
-  -keyout "$work/vendor.key" -out "$work/vendor.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s\n' "$HOST" > "$work/ext.cnf"
-openssl x509 -req -in "$work/vendor.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
-  -extfile "$work/ext.cnf" -out "$work/vendor.pem" 2>/dev/null
+vendor_pki "$work" "$HOST"
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
