@@ -67,7 +67,8 @@ fn lol_html_noop_element_handler(html: &[u8]) {
     rewriter.end().unwrap();
 }
 
-fn bench(c: &mut Criterion) {
+/// The shipped policy, the corpus pages each with its page context, and their total size.
+fn corpus_with_contexts() -> (Arc<Policy>, Vec<(corpus::Page, PageContext)>, usize) {
     let policy = shipped_policy();
     let pages: Vec<(corpus::Page, PageContext)> = corpus::pages()
         .into_iter()
@@ -76,7 +77,12 @@ fn bench(c: &mut Criterion) {
             (p, ctx)
         })
         .collect();
-    let bytes: usize = pages.iter().map(|(p, _)| p.html.len()).sum();
+    let bytes = pages.iter().map(|(p, _)| p.html.len()).sum();
+    (policy, pages, bytes)
+}
+
+fn bench(c: &mut Criterion) {
+    let (policy, pages, bytes) = corpus_with_contexts();
 
     let mut group = c.benchmark_group("rewrite");
     group.throughput(Throughput::Bytes(bytes as u64));
@@ -114,15 +120,7 @@ criterion_group! {
 /// P3: the two measured in alternation, ROUNDS times each over the whole corpus.
 fn p3() {
     const ROUNDS: usize = 15;
-    let policy = shipped_policy();
-    let pages: Vec<(corpus::Page, PageContext)> = corpus::pages()
-        .into_iter()
-        .map(|p| {
-            let ctx = policy.page(&p.url, policy.consent_default);
-            (p, ctx)
-        })
-        .collect();
-    let bytes: usize = pages.iter().map(|(p, _)| p.html.len()).sum();
+    let (policy, pages, bytes) = corpus_with_contexts();
     let (mut floor, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let start = Instant::now();
