@@ -122,3 +122,39 @@ fn noscript_content_gets_no_shim() {
         "<head><script src=\"/_tw/shim.js\" data-tw-shim></script><noscript><link rel=stylesheet href=/a.css></noscript></head>"
     );
 }
+
+/// The `data:` shortcut taken before URL parsing gives `Policy::decide`'s answer
+/// exactly where it applies, and does not apply to values a parser reads otherwise.
+#[test]
+fn data_url_shortcut_agrees_with_the_parser() {
+    use crate::policy::{Construct, Decision};
+    let p = policy();
+    let pg = page(&p);
+    let values = [
+        "data:image/png;base64,AAAA",
+        " \t\n\x01DATA:,x",
+        "DaTa:text/html,<script>x</script>",
+        "data:",
+        "da\tta:,x",
+        "data",
+        "/data:x",
+        "&#100;ata:,x",
+        "https://evil.example/data:,x",
+        "javascript:alert(1)",
+    ];
+    let constructs = [Construct::Img, Construct::StyleBlock, Construct::Script, Construct::Iframe, Construct::Link];
+    let mut shortcuts = 0;
+    for v in values {
+        for c in constructs {
+            if !Policy::keeps_without_parsing(c, v) {
+                continue;
+            }
+            shortcuts += 1;
+            let url = pg.page_url.join(v).unwrap();
+            assert_eq!(p.decide(&pg, c, &url), (Decision::Keep, None), "{v:?} in {c:?}");
+        }
+    }
+    assert_eq!(shortcuts, 4 * 3, "four values in the three non-executing constructs");
+    assert!(!Policy::keeps_without_parsing(Construct::Script, "data:,alert(1)"));
+    assert!(!Policy::keeps_without_parsing(Construct::Img, "da\tta:,x"), "left to the parser");
+}

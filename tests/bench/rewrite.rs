@@ -149,7 +149,7 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     // `cargo bench -- <filter>` runs only criterion's matching benchmarks.
-    if std::env::args().skip(1).all(|a| a.starts_with('-')) {
+    if std::env::var_os("P3_ONLY").is_some() || std::env::args().skip(1).all(|a| a.starts_with('-')) {
         p3();
     }
 }

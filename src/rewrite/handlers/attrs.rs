@@ -5,7 +5,7 @@
 use lol_html::send::Element;
 
 use super::State;
-use crate::policy::{Construct, Decision, Finding, Reason};
+use crate::policy::{Construct, Decision, Finding, Policy, Reason};
 use crate::rewrite::css;
 use crate::rewrite::fetch_attrs::{self, FetchAttr, Gate, Removal, Value};
 use crate::rewrite::urls::{decode_attr, escape_attr, meta_refresh_url, parse_srcset, resolve, resolve_in};
@@ -20,6 +20,10 @@ impl State {
     /// [`Self::decide_raw`]; `record: false` when another table entry records the
     /// same URL's decision (an element's own URL reused by `attributionsrc`).
     fn decide(&mut self, construct: Construct, raw: &str, record: bool) -> Decision {
+        // Decoding character references cannot make or unmake a leading `data:`.
+        if Policy::keeps_without_parsing(construct, raw) {
+            return Decision::Keep;
+        }
         let decoded = decode_attr(raw);
         match resolve_in(&self.base, &decoded, self.encoding.get()) {
             Some(url) => {
