@@ -173,6 +173,21 @@ fn tricky_inputs_keep_their_ranges_and_urls() {
         ("@", vec![]),
         ("@import", vec![]),
         ("", vec![]),
+        // the function stack around brackets, and name runs before `(` / `\\`
+        ("{ { image-set( } } 'x'", vec![]),
+        ("image-set( ( ) 'x' ) 'y'", vec![(15..18, "x", true)]),
+        ("[ ] image-set( ] ] 'z' image-set([{( ) } 'w' ] 'v')", vec![(47..50, "v", true)]),
+        (
+            "a{b:image-set(x;'1' y{'2'} '3')} 'c' src( image-set( ) '4' ) '5'",
+            vec![(16..19, "1", true), (27..30, "3", true), (55..58, "4", true)],
+        ),
+        (
+            "a{b:image-set(rgba(0,0,0,.5)/*'c'*/'1' \\'2' @x '3' -\\\n'4')}",
+            vec![(35..38, "1", true), (42..48, " @x ", true), (49..55, " -", true), (56..59, ")}", true)],
+        ),
+        ("a{b:red;c:rgba(0 0 0);d:calc(1px - -2px)}@import 'i' x;'j'", vec![(49..52, "i", true)]),
+        ("12px-\\75rl(a) -\\75rl(b) 0url(c) -url(d) a-url(e)", vec![(25..31, "c", false)]),
+        ("éé(x) é-url(y) 1éurl(z)", vec![]),
     ];
     for (css, want) in cases {
         let got: Vec<(Range<usize>, String, bool)> =
