@@ -89,21 +89,6 @@ macro_rules! table {
     }};
 }
 
-/// Bytes that cannot change the scanner's state while `after_import` is false:
-/// all but `( ) [ ] { } / " ' @ \\`. Scanning one token at a time, the loop
-/// steps over such bytes one by one (whitespace, digits, `#`, `.`, `:`, `,`,
-/// `-` not starting an identifier, …), clears `after_import` at `;`, and
-/// consumes the identifiers that start in the run; one that also ends inside
-/// the run (a name byte or escape cannot continue past a non-name ASCII byte)
-/// has no effect but clearing `after_import`. So the whole run is skipped,
-/// except that an identifier still open at a `(` or `\\` that ends the run
-/// matters (function name, escape): the loop then goes back to the start of
-/// the trailing run of name bytes, which it also reaches when scanning one
-/// token at a time (the byte before is a stepped-over non-name byte, or the
-/// run's start), and scans on from there token by token.
-static QUIET: [bool; 256] =
-    table!(|b| !matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'/' | b'"' | b'\'' | b'@' | b'\\'));
-
 /// Bytes the loop must look at in any state. Every other byte (whitespace,
 /// digits, `#`, `.`, `,`, `:`, `!`, `%`, `*`, `+`, `>`, controls, …) is ASCII
 /// and starts neither a comment, string, at-rule, identifier nor block: the
@@ -116,6 +101,22 @@ static INTERESTING: [bool; 256] = table!(|b| {
             b'_' | b'-' | b'\\' | b'/' | b'"' | b'\'' | b'@' | b'(' | b'[' | b'{' | b')' | b']' | b'}' | b';'
         )
 });
+
+/// The main loop's fast path: bytes that cannot change the scanner's state
+/// while `after_import` is false, all but `( ) [ ] { } / " ' @ \`. Scanning one
+/// token at a time, the loop steps over such bytes one by one (whitespace,
+/// digits, `#`, `.`, `:`, `,`, `-` not starting an identifier, …), clears
+/// `after_import` at `;`, and consumes the identifiers that start in the run;
+/// one that also ends inside the run (identifiers continue only over name bytes
+/// and escapes, and an escape's `\` ends the run) has no effect but clearing
+/// `after_import`. So the whole run is skipped, except that an identifier still
+/// open at a `(` or `\` that ends the run matters (function name, escape): the
+/// loop then goes back to the start of the trailing run of name bytes, which it
+/// also reaches when scanning one token at a time (the byte before is a
+/// stepped-over non-name byte, or the run's start), and scans on from there
+/// token by token.
+static QUIET: [bool; 256] =
+    table!(|b| !matches!(b, b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'/' | b'"' | b'\'' | b'@' | b'\\'));
 
 /// `QUIET` plus `) [ ] { }`, for when the function stack is empty: opening a
 /// bracket or block then pushes nothing and closing one pops nothing (see
