@@ -408,62 +408,79 @@ impl<'a> Scanner<'a> {
     }
 
     fn run(mut self) -> Vec<CssUrl> {
-        loop {
-            if !self.after_import {
-                // Fast path: see `QUIET`.
-                let from = self.i;
-                self.run_of(if self.funcs.is_empty() { &QUIET_TOP } else { &QUIET });
-                if matches!(self.b.get(self.i), Some(b'(' | b'\\')) {
-                    while self.i > from && NAME[usize::from(self.b[self.i - 1])] {
-                        self.i -= 1;
-                    }
-                }
+        while self.i < self.b.len() {
+            if self.after_import {
+                self.step();
+                continue;
             }
+            // Fast path: see `QUIET`.
             let from = self.i;
-            self.i += self.b[from..].iter().position(|&b| INTERESTING[usize::from(b)]).unwrap_or(self.b.len() - from);
-            let Some(&b) = self.b.get(self.i) else { break };
-            let start = self.i;
-            match b {
-                b'/' if self.b.get(self.i + 1) == Some(&b'*') => self.skip_comment(),
-                b'"' | b'\'' => {
-                    self.i += 1;
-                    if self.after_import || self.in_url_string_function() {
-                        let mut url = String::new();
-                        if self.string(b, Some(&mut url)) {
-                            self.out.push(CssUrl { range: start..self.i, url, is_string: true });
-                        }
-                    } else {
-                        self.string(b, None);
-                    }
-                    self.after_import = false;
+            self.run_of(if self.funcs.is_empty() { &QUIET_TOP } else { &QUIET });
+            if matches!(self.b.get(self.i), Some(b'(' | b'\\')) {
+                let stop = self.i;
+                while self.i > from && NAME[usize::from(self.b[self.i - 1])] {
+                    self.i -= 1;
                 }
-                b'@' if self.starts_ident(self.i + 1) => {
-                    self.i += 1;
-                    let escaped = self.skip_name();
-                    self.after_import = self.name_since(start + 1, escaped).eq_ignore_ascii_case("import");
+                // Token by token up to and including the stop byte: taking the
+                // fast path again inside the name run would only stop at the
+                // same byte and go back to where the loop is, which is
+                // quadratic when the run holds many tokens (`1-1-1-…-1(`).
+                while self.i <= stop {
+                    self.step();
                 }
-                _ if self.starts_ident(self.i) => {
-                    self.ident();
-                    self.after_import = false;
-                }
-                // Only ASCII is left: step over one byte.
-                b'(' | b'[' | b'{' => {
-                    self.open(false);
-                    self.i += 1;
-                }
-                b')' | b']' | b'}' => {
-                    self.funcs.pop();
-                    self.i += 1;
-                }
-                b';' => {
-                    self.after_import = false;
-                    self.i += 1;
-                }
-                // `/` without `*`, `@` or `-` not starting an identifier, a lone backslash.
-                _ => self.i += 1,
+            } else {
+                self.step();
             }
         }
         self.out
+    }
+
+    /// One token (or one stepped-over byte) the way the browser's tokenizer
+    /// reads it, after skipping bytes that are not `INTERESTING`.
+    fn step(&mut self) {
+        let from = self.i;
+        self.i += self.b[from..].iter().position(|&b| INTERESTING[usize::from(b)]).unwrap_or(self.b.len() - from);
+        let Some(&b) = self.b.get(self.i) else { return };
+        let start = self.i;
+        match b {
+            b'/' if self.b.get(self.i + 1) == Some(&b'*') => self.skip_comment(),
+            b'"' | b'\'' => {
+                self.i += 1;
+                if self.after_import || self.in_url_string_function() {
+                    let mut url = String::new();
+                    if self.string(b, Some(&mut url)) {
+                        self.out.push(CssUrl { range: start..self.i, url, is_string: true });
+                    }
+                } else {
+                    self.string(b, None);
+                }
+                self.after_import = false;
+            }
+            b'@' if self.starts_ident(self.i + 1) => {
+                self.i += 1;
+                let escaped = self.skip_name();
+                self.after_import = self.name_since(start + 1, escaped).eq_ignore_ascii_case("import");
+            }
+            _ if self.starts_ident(self.i) => {
+                self.ident();
+                self.after_import = false;
+            }
+            // Only ASCII is left: step over one byte.
+            b'(' | b'[' | b'{' => {
+                self.open(false);
+                self.i += 1;
+            }
+            b')' | b']' | b'}' => {
+                self.funcs.pop();
+                self.i += 1;
+            }
+            b';' => {
+                self.after_import = false;
+                self.i += 1;
+            }
+            // `/` without `*`, `@` or `-` not starting an identifier, a lone backslash.
+            _ => self.i += 1,
+        }
     }
 }
 
