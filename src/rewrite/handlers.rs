@@ -71,6 +71,9 @@ pub(super) struct State {
     pub(super) encoding: super::DocumentEncoding,
     /// The run-time shim is in the output (or the page has none).
     shim_done: bool,
+    /// Buffers for the tag and attribute names of the start tag at hand, kept from
+    /// one element to the next so reading names allocates nothing.
+    names: TagNames,
 }
 
 impl State {
@@ -93,6 +96,7 @@ impl State {
             sentinel_seen: false,
             encoding: super::DocumentEncoding::default(),
             shim_done: false,
+            names: TagNames::default(),
         }
     }
 
@@ -117,9 +121,18 @@ impl State {
     }
 
     fn on_element(&mut self, el: &mut Element<'_, '_>, shared: &Arc<Mutex<State>>) -> HandlerResult {
-        let tag = el.tag_name();
+        // Taken out of `self` for the call (no allocation: the buffers move).
+        let mut names = std::mem::take(&mut self.names);
+        names.read(el);
+        let result = self.element(el, shared, &names);
+        self.names = names;
+        result
+    }
+
+    fn element(&mut self, el: &mut Element<'_, '_>, shared: &Arc<Mutex<State>>, names: &TagNames) -> HandlerResult {
+        let tag = names.tag();
         if let Some(s) = &self.sentinel
-            && tag == *s
+            && tag == s
         {
             el.remove();
             self.sentinel_seen = true;
@@ -134,22 +147,20 @@ impl State {
             self.abandoned.push(cap.id);
             self.record(Some(Finding::unattributed(Construct::InlineScript, Reason::Unparseable, String::new())));
         }
-        self.insert_shim(el, &tag);
+        self.insert_shim(el, tag);
         let html = el.namespace_uri() == HTML_NS;
-        // The attribute names, read once: an entry of the table whose attribute the
-        // element does not carry is skipped without asking lol_html (each
-        // `get_attribute` lower-cases and allocates the name, then scans every
+        // The attribute names are read once (`names`): an entry of the table whose
+        // attribute the element does not carry is skipped without asking lol_html
+        // (each `get_attribute` lower-cases and allocates the name, then scans every
         // attribute). Measured: a third of the element handler's time, see issue 12.
-        let names = AttrNames::of(el);
-
-        self.generic_attributes(el, &names);
+        self.generic_attributes(el, names);
 
         // Every URL attribute, from the one table (fetch_attrs). A foreign element is
         // checked by SVG's rules and by HTML's for its name: lol_html can place an
         // element in MathML where a browser keeps it in SVG, or in SVG where a breakout
         // puts it in HTML, and checking both readings only removes third parties.
         if !names.is_empty() {
-            for entry in fetch_attrs::for_element(&tag, html) {
+            for entry in fetch_attrs::for_element(tag, html) {
                 if names.may_apply(entry) && self.apply(el, entry) {
                     return Ok(());
                 }
@@ -157,7 +168,7 @@ impl State {
         }
 
         // What the table does not say: text held back for a decision, nonces, `javascript:`.
-        match tag.as_str() {
+        match tag {
             "script" => {
                 let external = if html {
                     el.has_attribute("src")
@@ -190,7 +201,7 @@ impl State {
 
     /// Attributes any element may carry: the table's every-element entries (`style`,
     /// `background`) and `on*` handlers (only attributes are removed, never the element).
-    fn generic_attributes(&mut self, el: &mut Element<'_, '_>, names: &AttrNames) {
+    fn generic_attributes(&mut self, el: &mut Element<'_, '_>, names: &TagNames) {
         for entry in fetch_attrs::every_element() {
             if names.may_apply(entry) {
                 self.apply(el, entry);
@@ -429,21 +440,56 @@ impl State {
     }
 }
 
-/// The lower-case names of a start tag's attributes as the tag arrived, in order
-/// (duplicates kept, as lol_html keeps them).
-struct AttrNames(Vec<String>);
+/// The lower-case tag name and attribute names of a start tag as it arrived, the
+/// attributes in order (duplicates kept, as lol_html keeps them): what lol_html's
+/// `tag_name()` and `Attribute::name()` return, without a `String` each. Names
+/// are read as bytes (`name_bytes`, our lol_html patch, `.vendor/lol_html`); an
+/// ASCII name means the same characters in every encoding lol_html reads, and the
+/// rare non-ASCII name is decoded by lol_html as before.
+#[derive(Default)]
+struct TagNames {
+    tag: String,
+    /// The attribute names, one after another; `ends[i]` is where name `i` ends.
+    text: String,
+    ends: Vec<usize>,
+}
 
-impl AttrNames {
-    fn of(el: &Element<'_, '_>) -> AttrNames {
-        AttrNames(el.attributes().iter().map(|a| a.name()).collect())
+/// Appends `raw` lower-cased, or `decoded()` when `raw` is not ASCII.
+fn push_lowercase(out: &mut String, raw: &[u8], decoded: impl FnOnce() -> String) {
+    if raw.is_ascii() {
+        out.extend(raw.iter().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&decoded());
+    }
+}
+
+impl TagNames {
+    fn read(&mut self, el: &Element<'_, '_>) {
+        self.tag.clear();
+        push_lowercase(&mut self.tag, el.tag_name_bytes(), || el.tag_name());
+        self.text.clear();
+        self.ends.clear();
+        for a in el.attributes() {
+            push_lowercase(&mut self.text, a.name_bytes(), || a.name());
+            self.ends.push(self.text.len());
+        }
+    }
+
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.text[start..end])
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
     fn contains(&self, name: &str) -> bool {
-        self.0.iter().any(|n| n == name)
+        self.iter().any(|n| n == name)
     }
 
     /// Whether `entry` can find anything: its attribute is present (an entry reads
@@ -455,7 +501,7 @@ impl AttrNames {
 
     /// `on*` event-handler attributes.
     fn event_handlers(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str).filter(|n| n.len() > 2 && n.starts_with("on"))
+        self.iter().filter(|n| n.len() > 2 && n.starts_with("on"))
     }
 }
 

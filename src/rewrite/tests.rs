@@ -158,3 +158,19 @@ fn data_url_shortcut_agrees_with_the_parser() {
     assert!(!Policy::keeps_without_parsing(Construct::Script, "data:,alert(1)"));
     assert!(!Policy::keeps_without_parsing(Construct::Img, "da\tta:,x"), "left to the parser");
 }
+
+/// Tag and attribute names are read from lol_html's bytes (`TagNames`): upper-case
+/// ASCII names are lower-cased, and a name with non-ASCII bytes in a legacy
+/// encoding still counts (here as an `on…` handler whose code is a vendor snippet).
+#[test]
+fn names_are_read_in_any_case_and_encoding() {
+    let p = policy();
+    let pg = page(&p);
+    let doc = b"<DIV ONCLICK=\"fbq('init', '1')\">a</DIV><IMG SRC=https://evil.example/x>\
+                <p on\xfc=\"fbq('init', '2')\">b</p><img d\xe9=1 src=https://evil.example/y>";
+    let (out, _) = rewrite_document(&p, &pg, doc, Some("windows-1252")).unwrap();
+    let out = encoding_rs::WINDOWS_1252.decode(&out).0.into_owned();
+    assert!(!out.contains("fbq"), "{out}");
+    assert!(!out.contains("evil.example"), "{out}");
+    assert!(out.contains("<DIV>a</DIV>") && out.contains("<p>b</p>"), "{out}");
+}
