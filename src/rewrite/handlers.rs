@@ -317,17 +317,15 @@ impl State {
         state.base_fixed = true;
         state.enforce = true;
         state.sentinel = Some(sentinel.clone());
-        let engine = Engine::new(state, lol_html::AsciiCompatibleEncoding::utf_8(), false);
-        let Engine { mut rewriter, out, state } = engine;
-        let ok = rewriter.write(fragment.as_bytes()).is_ok()
-            && rewriter.write(format!("<{sentinel}>").as_bytes()).is_ok()
-            && rewriter.end().is_ok();
+        let mut engine = Engine::new(state, lol_html::AsciiCompatibleEncoding::utf_8(), false);
+        let state = Arc::clone(&engine.state);
+        let written = engine.rewriter.write(fragment.as_bytes()).is_ok()
+            && engine.rewriter.write(format!("<{sentinel}>").as_bytes()).is_ok();
+        // Nothing was taken out of the sink: `end` returns the whole output.
+        let out = if written { engine.end().ok().map(|(out, _)| out) } else { None };
         let mut inner = lock(&state);
         self.findings.append(&mut inner.findings);
-        if !ok || !inner.sentinel_seen {
-            return None;
-        }
-        let bytes = std::mem::take(&mut *lock(&out.0));
+        let bytes = out.filter(|_| inner.sentinel_seen)?;
         String::from_utf8(bytes).ok()
     }
 

@@ -198,6 +198,15 @@ impl<'h, O: OutputSink, H: HandlerTypes> HtmlRewriter<'h, O, H> {
         }
     }
 
+    /// Returns the output sink, for a sink that buffers output and is read
+    /// between calls to [`write`] instead of sharing a buffer behind a lock.
+    ///
+    /// [`write`]: struct.HtmlRewriter.html#method.write
+    #[inline]
+    pub fn output_sink_mut(&mut self) -> &mut O {
+        self.stream.output_sink_mut()
+    }
+
     /// Writes a chunk of input data to the rewriter.
     ///
     /// # Panics

@@ -215,6 +215,12 @@ where
     C: TransformController,
     O: OutputSink,
 {
+    /// The output sink (tagwarden patch: see `TAGWARDEN-PATCH.md`).
+    #[inline]
+    pub fn output_sink_mut(&mut self) -> &mut O {
+        &mut self.delegate.output_sink
+    }
+
     #[inline]
     pub fn new(
         transform_controller: C,

@@ -101,6 +101,12 @@ where
         }
     }
 
+    /// The output sink (tagwarden patch: see `TAGWARDEN-PATCH.md`).
+    #[inline]
+    pub fn output_sink_mut(&mut self) -> &mut O {
+        self.parser.get_dispatcher().output_sink_mut()
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<(), RewritingError> {
         trace!(@write data);
 
