@@ -454,10 +454,13 @@ struct TagNames {
 
 /// Appends `raw` lower-cased, or `decoded()` when `raw` is not ASCII.
 fn push_lowercase(out: &mut String, raw: &[u8], decoded: impl FnOnce() -> String) {
-    if raw.is_ascii() {
-        out.extend(raw.iter().map(|b| char::from(b.to_ascii_lowercase())));
-    } else {
-        out.push_str(&decoded());
+    match std::str::from_utf8(raw) {
+        Ok(ascii) if ascii.is_ascii() => {
+            let start = out.len();
+            out.push_str(ascii);
+            out[start..].make_ascii_lowercase();
+        }
+        _ => out.push_str(&decoded()),
     }
 }
 
@@ -505,28 +508,40 @@ impl TagNames {
 
 /// `<tag a="v" …>` from the element's current attributes (values kept raw).
 fn serialize_start_tag(el: &Element<'_, '_>) -> String {
-    let mut s = format!("<{}", el.tag_name_preserve_case());
+    /// A name as written: its bytes when ASCII (the same characters in any
+    /// encoding lol_html reads), else lol_html's decoding.
+    fn push_name(s: &mut String, raw: &[u8], decoded: impl FnOnce() -> String) {
+        match std::str::from_utf8(raw) {
+            Ok(ascii) if ascii.is_ascii() => s.push_str(ascii),
+            _ => s.push_str(&decoded()),
+        }
+    }
+    let mut s = String::with_capacity(64);
+    s.push('<');
+    push_name(&mut s, el.tag_name_bytes(), || el.tag_name_preserve_case());
     for a in el.attributes() {
         s.push(' ');
-        s.push_str(&a.name_preserve_case());
+        push_name(&mut s, a.name_bytes(), || a.name_preserve_case());
         s.push_str("=\"");
-        s.push_str(&a.value().replace('"', "&quot;"));
+        for (i, part) in a.value().split('"').enumerate() {
+            if i > 0 {
+                s.push_str("&quot;");
+            }
+            s.push_str(part);
+        }
         s.push('"');
     }
     s.push('>');
     s
 }
 
-/// `javascript:` as a browser reads it (references decoded, whitespace and tab/newline ignored).
+/// `javascript:` as a browser reads it (references decoded, leading C0 controls
+/// and spaces stripped, tab/newline ignored). Runs on every link, so it compares
+/// as it goes instead of building the cleaned prefix.
 fn is_javascript_url(raw: &str) -> bool {
     let decoded = decode_attr(raw);
-    let cleaned: String = decoded
-        .trim_start_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .take(11)
-        .collect();
-    cleaned.to_ascii_lowercase().starts_with("javascript:")
+    let mut chars = decoded.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\n' | '\r'));
+    "javascript:".chars().all(|want| chars.next().is_some_and(|c| c.eq_ignore_ascii_case(&want)))
 }
 
 fn inline_handler_finding() -> Finding {
@@ -549,4 +564,17 @@ pub(super) fn install(settings: Settings<'static, 'static>, state: &Arc<Mutex<St
         .append_element_content_handler(text!("script, style, noscript", move |t: &mut TextChunk<'_>| {
             lock(&for_text).on_text(t)
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn javascript_urls_as_a_browser_reads_them() {
+        for yes in ["javascript:x", " \x01JavaScript:x", "java\tscr\nipt:", "&#106;avascript:1", "jav&#x09;ascript:"] {
+            assert!(super::is_javascript_url(yes), "{yes:?}");
+        }
+        for no in ["javascript", "javascrip:x", "/javascript:x", "java script:x", "vbscript:x", "", "ja"] {
+            assert!(!super::is_javascript_url(no), "{no:?}");
+        }
+    }
 }

@@ -25,6 +25,12 @@ impl State {
             return Decision::Keep;
         }
         let decoded = decode_attr(raw);
+        if keeps_base_host(&decoded) && matches!(self.base.scheme(), "http" | "https") {
+            // The base is always first-party (the page URL, or a `<base>` kept only
+            // when first-party with the page's scheme), so `Policy::decide` keeps a
+            // URL on its host without a finding; most links are such references.
+            return Decision::Keep;
+        }
         match resolve_in(&self.base, &decoded, self.encoding.get()) {
             Some(url) => {
                 let (d, f) = self.policy.decide(&self.page, construct, &url);
@@ -291,6 +297,21 @@ impl State {
     }
 }
 
+/// Whether a decoded URL value, resolved against an `http(s)` base, keeps the
+/// base's host whatever follows: a path-absolute (`/p`), query-only (`?q`) or
+/// fragment-only (`#f`) reference, after the C0 controls and spaces the URL parser
+/// strips. Not `//host` or `/\host` (backslash is a slash in http URLs), and not
+/// when a tab or newline follows the first `/`: the parser drops those, and
+/// `/<tab>/host` is `//host`.
+fn keeps_base_host(decoded: &str) -> bool {
+    let v = decoded.trim_start_matches(|c: char| c <= ' ').as_bytes();
+    match v {
+        [b'?' | b'#', ..] | [b'/'] => true,
+        [b'/', second, ..] => !matches!(second, b'/' | b'\\' | b'\t' | b'\n' | b'\r'),
+        _ => false,
+    }
+}
+
 /// Sets an attribute to an already-decoded value, replacing every duplicate.
 pub(super) fn set_attr(el: &mut Element<'_, '_>, name: &str, value: &str) {
     el.remove_attribute(name);
@@ -301,4 +322,25 @@ pub(super) fn set_attr(el: &mut Element<'_, '_>, name: &str, value: &str) {
 /// An SVG animation element whose target attribute is `href` / `xlink:href`.
 fn animates_href(el: &Element<'_, '_>) -> bool {
     el.get_attribute("attributename").is_some_and(|n| decode_attr(&n).trim().to_ascii_lowercase().ends_with("href"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps_base_host;
+
+    /// Where the shortcut applies, the URL parser agrees the host stays the base's.
+    #[test]
+    fn base_host_shortcut_agrees_with_the_parser() {
+        let base = url::Url::parse("https://clinic.example/dir/page?x#y").unwrap();
+        let kept = ["/", "/p", " \x01/p//evil.example", "/p\t/x", "?q=//evil.example", "#//evil.example", "/%2F/evil"];
+        let not = ["//evil.example/x", "/\\evil.example", "/\t/evil.example", "/\n/evil.example", "\\\\evil", "p", ""];
+        for v in kept {
+            assert!(keeps_base_host(v), "{v:?}");
+            assert_eq!(base.join(v).unwrap().host_str(), Some("clinic.example"), "{v:?}");
+        }
+        for v in not {
+            assert!(!keeps_base_host(v), "{v:?}");
+        }
+        assert_eq!(base.join("/\t/evil.example").unwrap().host_str(), Some("evil.example"), "why tabs are refused");
+    }
 }
