@@ -14,7 +14,10 @@
 //! lol_html's with the empty `*` handler — from its own interleaved rounds (the
 //! median of each), so a busy machine slows both sides alike.
 //!
-//! Run: `cargo bench --bench rewrite`.
+//! Run: `cargo bench --bench rewrite`. `P3_ONLY=1` skips criterion and prints
+//! only P3; `P3_PAGE=liberation-1` measures P3 on the pages whose name contains
+//! that text (the page `tests/bench/wrk.sh` serves for P1), and then also the
+//! milliseconds per pass of each side.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
 
 // Only part of the corpus support is used by the bench.
@@ -120,7 +123,13 @@ criterion_group! {
 /// P3: the two measured in alternation, ROUNDS times each over the whole corpus.
 fn p3() {
     const ROUNDS: usize = 15;
-    let (policy, pages, bytes) = corpus_with_contexts();
+    let (policy, mut pages, mut bytes) = corpus_with_contexts();
+    let only = std::env::var("P3_PAGE").ok();
+    if let Some(only) = &only {
+        pages.retain(|(p, _)| p.name.contains(only.as_str()));
+        bytes = pages.iter().map(|(p, _)| p.html.len()).sum();
+        assert!(!pages.is_empty(), "no corpus page named like {only:?}");
+    }
     let (mut floor, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let start = Instant::now();
@@ -136,6 +145,13 @@ fn p3() {
     }
     floor.sort();
     ours.sort();
+    if only.is_some() {
+        println!(
+            "one pass: rewriter {:.3} ms, lol_html with an empty `*` handler {:.3} ms",
+            ours[ROUNDS / 2].as_secs_f64() * 1e3,
+            floor[ROUNDS / 2].as_secs_f64() * 1e3
+        );
+    }
     let mib_s = |d: Duration| bytes as f64 / d.as_secs_f64() / (1 << 20) as f64;
     let (floor, ours) = (mib_s(floor[ROUNDS / 2]), mib_s(ours[ROUNDS / 2]));
     println!(
