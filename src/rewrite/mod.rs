@@ -181,9 +181,14 @@ impl Engine {
         Engine { rewriter, done, state }
     }
 
-    /// The output so far, for the next write to start with room for `capacity` bytes.
-    fn take_output(&mut self, capacity: usize) -> Vec<u8> {
-        std::mem::replace(&mut self.rewriter.output_sink_mut().buf, Vec::with_capacity(capacity))
+    /// Writes one chunk; returns the output so far. The output buffer is allocated
+    /// once per chunk, sized for it (rewritten output is rarely much larger than its
+    /// input), instead of regrowing as lol_html hands it over piece by piece; none is
+    /// held between writes (a slow client's connection keeps no spare buffer).
+    fn write(&mut self, chunk: &[u8]) -> Result<Vec<u8>, RewriteError> {
+        self.rewriter.output_sink_mut().buf.reserve(chunk.len() + chunk.len() / 8);
+        self.rewriter.write(chunk).map_err(RewriteError::from_lol)?;
+        Ok(std::mem::take(&mut self.rewriter.output_sink_mut().buf))
     }
 
     /// Ends the document; returns the rest of the output.
@@ -296,13 +301,7 @@ impl HtmlStream {
                 let buf = std::mem::take(buf);
                 self.start(&buf)
             }
-            Phase::Running(engine) => {
-                engine.rewriter.write(chunk).map_err(RewriteError::from_lol)?;
-                // The next buffer is allocated once, sized for a chunk like this one,
-                // instead of regrowing as lol_html hands the output over piece by
-                // piece (rewritten output is rarely much larger than its input).
-                Ok(engine.take_output(chunk.len() + chunk.len() / 8))
-            }
+            Phase::Running(engine) => engine.write(chunk),
             Phase::Done | Phase::Failed => {
                 if self.enforce() {
                     Err(RewriteError::Poisoned)
@@ -345,8 +344,7 @@ impl HtmlStream {
         let ascii = AsciiCompatibleEncoding::new(encoding).ok_or(RewriteError::UnsupportedEncoding(encoding.name()))?;
         let state = State::new(self.policy.clone(), self.page.clone(), self.opts, 0);
         let mut engine = Engine::new(state, ascii, adjust);
-        engine.rewriter.write(first).map_err(RewriteError::from_lol)?;
-        let out = engine.take_output(first.len() + first.len() / 8);
+        let out = engine.write(first)?;
         self.phase = Phase::Running(Box::new(engine));
         Ok(out)
     }
