@@ -454,7 +454,17 @@ struct TagNames {
     ends: Vec<usize>,
 }
 
-/// Appends `raw` lower-cased when it is ASCII, else `decoded()`.
+/// A name as written: its bytes when ASCII (the same characters in every encoding
+/// lol_html reads), else `decoded()`, lol_html's decoding.
+fn as_written(raw: &[u8], decoded: impl FnOnce() -> String) -> Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(ascii) if ascii.is_ascii() => Cow::Borrowed(ascii),
+        _ => Cow::Owned(decoded()),
+    }
+}
+
+/// [`as_written`] lower-cased, appended as bytes: attribute names are only compared,
+/// so the ASCII case skips checking the bytes as UTF-8 (3 % of the HTML path).
 fn push_lowercase(out: &mut Vec<u8>, raw: &[u8], decoded: impl FnOnce() -> String) {
     if raw.is_ascii() {
         out.extend(raw.iter().map(u8::to_ascii_lowercase));
@@ -466,13 +476,9 @@ fn push_lowercase(out: &mut Vec<u8>, raw: &[u8], decoded: impl FnOnce() -> Strin
 impl TagNames {
     fn read(&mut self, el: &Element<'_, '_>) {
         self.tag.clear();
-        match std::str::from_utf8(el.tag_name_bytes()) {
-            Ok(ascii) if ascii.is_ascii() => {
-                self.tag.push_str(ascii);
-                self.tag.make_ascii_lowercase();
-            }
-            _ => self.tag.push_str(&el.tag_name()),
-        }
+        // `tag_name()` is lower-cased already; lower-casing it again changes nothing.
+        self.tag.push_str(&as_written(el.tag_name_bytes(), || el.tag_name()));
+        self.tag.make_ascii_lowercase();
         self.text.clear();
         self.ends.clear();
         for a in el.attributes() {
@@ -513,20 +519,12 @@ impl TagNames {
 
 /// `<tag a="v" …>` from the element's current attributes (values kept raw).
 fn serialize_start_tag(el: &Element<'_, '_>) -> String {
-    /// A name as written: its bytes when ASCII (the same characters in any
-    /// encoding lol_html reads), else lol_html's decoding.
-    fn push_name(s: &mut String, raw: &[u8], decoded: impl FnOnce() -> String) {
-        match std::str::from_utf8(raw) {
-            Ok(ascii) if ascii.is_ascii() => s.push_str(ascii),
-            _ => s.push_str(&decoded()),
-        }
-    }
     let mut s = String::with_capacity(64);
     s.push('<');
-    push_name(&mut s, el.tag_name_bytes(), || el.tag_name_preserve_case());
+    s.push_str(&as_written(el.tag_name_bytes(), || el.tag_name_preserve_case()));
     for a in el.attributes() {
         s.push(' ');
-        push_name(&mut s, a.name_bytes(), || a.name_preserve_case());
+        s.push_str(&as_written(a.name_bytes(), || a.name_preserve_case()));
         s.push_str("=\"");
         for (i, part) in a.value().split('"').enumerate() {
             if i > 0 {
